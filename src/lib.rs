@@ -1,0 +1,16 @@
+//! signpost: browser uploads straight into an S3 bucket, signed by the server.
+//!
+//! - [`policy`]: the signing core (POST policies, SigV4, SigV2). Pure.
+//! - [`upload`]: the upload domain (validation, keys, verification, presigning). Pure.
+//! - [`store`]: the S3 glue (presigned requests over awc, the embedded s3s-fs store).
+//! - [`web`]: the actix-web application, its pages, fragments, API and errors.
+//! - [`notify`]: delivery of confirmed uploads to the developer's API.
+//! - [`cli`]: the subcommands besides `serve`.
+
+pub mod config;
+pub mod policy;
+pub mod secret;
+pub mod store;
+#[doc(hidden)]
+pub mod testdata;
+pub mod upload;

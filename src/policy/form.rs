@@ -1,0 +1,277 @@
+//! The ordered form fields of a POST upload and the signer that seals them.
+//!
+//! A [`PostForm`] pairs every field with the condition that covers it, so a field without a
+//! condition cannot be built. [`Signer::sign`] adds the signature fields (and their
+//! conditions), serialises the policy and returns the fields in the order a form must post
+//! them. The `file` field is never among them: it always comes last, after these.
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+
+use super::document::PostPolicy;
+use super::{sigv2, sigv4};
+use crate::secret::Credentials;
+
+/// How the policy constrains one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Rule {
+    /// `{"field": "value"}`: exactly the value the form carries.
+    Exact,
+    /// `["starts-with", "$field", prefix]`: any value with this prefix (the form carries a
+    /// default the user may change, e.g. a `<select>`).
+    StartsWith(Cow<'static, str>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Field {
+    name: Cow<'static, str>,
+    value: String,
+    rule: Rule,
+}
+
+/// The fields of an upload form before signing, each with its condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostForm {
+    expiration: DateTime<Utc>,
+    bucket: Option<String>,
+    fields: Vec<Field>,
+    length: Option<(u64, u64)>,
+    /// Index of the first signature field, once the signer has added them.
+    signature_start: Option<usize>,
+}
+
+impl PostForm {
+    pub fn new(expiration: DateTime<Utc>) -> Self {
+        Self {
+            expiration,
+            bucket: None,
+            fields: Vec::with_capacity(12),
+            length: None,
+            signature_start: None,
+        }
+    }
+
+    /// `{"bucket": name}`: not a form field (the form's URL names the bucket), but S3 checks it.
+    pub fn bucket(&mut self, name: impl Into<String>) -> &mut Self {
+        self.bucket = Some(name.into());
+        self
+    }
+
+    /// A field that must carry exactly this value.
+    pub fn field(&mut self, name: &'static str, value: impl Into<String>) -> &mut Self {
+        self.fields.push(Field {
+            name: Cow::Borrowed(name),
+            value: value.into(),
+            rule: Rule::Exact,
+        });
+        self
+    }
+
+    /// A field whose value may be anything that starts with `prefix`; `value` is its default.
+    pub fn field_starting_with(
+        &mut self,
+        name: &'static str,
+        value: impl Into<String>,
+        prefix: impl Into<Cow<'static, str>>,
+    ) -> &mut Self {
+        self.fields.push(Field {
+            name: Cow::Borrowed(name),
+            value: value.into(),
+            rule: Rule::StartsWith(prefix.into()),
+        });
+        self
+    }
+
+    /// `["content-length-range", min, max]`
+    pub fn content_length_range(&mut self, min: u64, max: u64) -> &mut Self {
+        self.length = Some((min, max));
+        self
+    }
+
+    pub fn expiration(&self) -> DateTime<Utc> {
+        self.expiration
+    }
+
+    /// The policy for these fields, in field order: bucket first, then each field, then the
+    /// length range.
+    fn policy(&self) -> PostPolicy<'_> {
+        let mut p = PostPolicy::with_capacity(self.expiration, self.fields.len() + 2);
+        if let Some(bucket) = &self.bucket {
+            p.exact("bucket", bucket.as_str());
+        }
+        // The length range goes right after the upload's own fields, before the signature's.
+        let split = self.signature_start.unwrap_or(self.fields.len());
+        for (i, f) in self.fields.iter().enumerate() {
+            if i == split
+                && let Some((min, max)) = self.length
+            {
+                p.content_length_range(min, max);
+            }
+            match &f.rule {
+                Rule::Exact => p.exact(f.name.as_ref(), f.value.as_str()),
+                Rule::StartsWith(prefix) => p.starts_with(f.name.as_ref(), prefix.as_ref()),
+            };
+        }
+        if split >= self.fields.len()
+            && let Some((min, max)) = self.length
+        {
+            p.content_length_range(min, max);
+        }
+        p
+    }
+}
+
+/// A signed form: the fields to post, in order, before the `file` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedForm {
+    pub fields: Vec<(Cow<'static, str>, String)>,
+    pub expiration: DateTime<Utc>,
+    /// When the signature was made (`x-amz-date` for SigV4).
+    pub signed_at: DateTime<Utc>,
+}
+
+impl SignedForm {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The decoded policy document (for tests and diagnostics).
+    pub fn policy_json(&self) -> Option<Vec<u8>> {
+        let b64 = self.get("policy")?;
+        STANDARD.decode(b64).ok()
+    }
+}
+
+/// Which signature version seals the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V4,
+    V2,
+}
+
+/// Signs forms for one set of credentials (and, for SigV4, one region).
+#[derive(Debug)]
+pub struct Signer {
+    version: Version,
+    credentials: Credentials,
+    region: String,
+    keys: sigv4::KeyCache,
+}
+
+impl Signer {
+    pub fn new(version: Version, credentials: Credentials, region: impl Into<String>) -> Self {
+        Self {
+            version,
+            credentials,
+            region: region.into(),
+            keys: sigv4::KeyCache::default(),
+        }
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    pub fn access_key_id(&self) -> &str {
+        &self.credentials.access_key_id
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Add the signature fields and their conditions, then sign.
+    pub fn sign(&self, mut form: PostForm, now: DateTime<Utc>) -> SignedForm {
+        let creds = &self.credentials;
+        form.signature_start = Some(form.fields.len());
+        match self.version {
+            Version::V4 => {
+                let date = sigv4::scope_date(now);
+                form.field("x-amz-algorithm", sigv4::ALGORITHM);
+                form.field(
+                    "x-amz-credential",
+                    sigv4::credential(&creds.access_key_id, &date, &self.region),
+                );
+                form.field("x-amz-date", sigv4::amz_date(now));
+                if let Some(token) = &creds.session_token {
+                    form.field("x-amz-security-token", token.expose());
+                }
+                let policy = encode(&form.policy());
+                let key = self.keys.get(creds.secret_access_key.expose(), now, &self.region);
+                let signature = key.sign(policy.as_bytes());
+                finish(form, now, [("policy", policy), ("x-amz-signature", signature)])
+            }
+            Version::V2 => {
+                if let Some(token) = &creds.session_token {
+                    form.field("x-amz-security-token", token.expose());
+                }
+                let policy = encode(&form.policy());
+                let signature = sigv2::sign(creds.secret_access_key.expose(), policy.as_bytes());
+                let mut signed = finish(form, now, [("Policy", policy), ("Signature", signature)]);
+                // The access key id is exempt from the policy; the tutorial's form lists it
+                // just before the policy.
+                let at = signed.fields.len() - 2;
+                signed
+                    .fields
+                    .insert(at, (Cow::Borrowed("AWSAccessKeyId"), creds.access_key_id.clone()));
+                signed
+            }
+        }
+    }
+}
+
+fn encode(policy: &PostPolicy<'_>) -> String {
+    STANDARD.encode(policy.to_json())
+}
+
+fn finish(form: PostForm, now: DateTime<Utc>, tail: [(&'static str, String); 2]) -> SignedForm {
+    let mut fields = Vec::with_capacity(form.fields.len() + 3);
+    fields.extend(form.fields.into_iter().map(|f| (f.name, f.value)));
+    fields.extend(tail.into_iter().map(|(n, v)| (Cow::Borrowed(n), v)));
+    SignedForm {
+        fields,
+        expiration: form.expiration,
+        signed_at: now,
+    }
+}
+
+/// The fields S3 does not require a condition for.
+pub fn is_exempt(field: &str) -> bool {
+    let f = field.to_ascii_lowercase();
+    matches!(
+        f.as_str(),
+        "file" | "policy" | "x-amz-signature" | "signature" | "awsaccesskeyid"
+    ) || f.starts_with("x-ignore-")
+}
+
+/// Every non-exempt field is covered by a condition of `policy_json`. Used by tests and by
+/// `signpost check`.
+pub fn all_fields_covered(fields: &[(Cow<'static, str>, String)], policy_json: &[u8]) -> Result<(), String> {
+    let doc: serde_json::Value = serde_json::from_slice(policy_json).map_err(|e| e.to_string())?;
+    let conditions = doc["conditions"].as_array().ok_or("no conditions")?;
+    let names: Vec<String> = conditions
+        .iter()
+        .filter_map(|c| match c {
+            serde_json::Value::Object(m) => m.keys().next().cloned(),
+            serde_json::Value::Array(a) => a
+                .get(1)
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.strip_prefix('$'))
+                .map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    for (name, _) in fields {
+        if !is_exempt(name) && !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return Err(format!("field {name} has no condition"));
+        }
+    }
+    Ok(())
+}
+

@@ -1,0 +1,13 @@
+//! The signing core: S3 POST Object policies, their SigV4 and SigV2 signatures, and the
+//! ordered form fields a browser posts with them.
+//!
+//! Pure logic: no web framework, no I/O. Everything takes the current time as an argument,
+//! so the AWS documentation's vectors can be reproduced byte for byte.
+
+mod document;
+mod form;
+pub mod sigv2;
+pub mod sigv4;
+
+pub use document::{Condition, PostPolicy, format_expiration};
+pub use form::{PostForm, SignedForm, Signer, Version, all_fields_covered, is_exempt};

@@ -1,0 +1,361 @@
+//! Presigned S3 requests (rusty-s3) sent with awc, each bounded by a connect and a total
+//! timeout. One `S3Client` per actix worker: awc's client is not `Send`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use awc::error::{ConnectError, SendRequestError};
+use awc::http::StatusCode;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use rusty_s3::S3Action;
+use rusty_s3::actions::{DeleteObject, GetObject, HeadObject, ListObjectsV2, PutObject};
+use url::Url;
+
+use super::{StoreError, StoreTarget};
+
+/// How long a presigned request URL (used right away) stays valid.
+const REQUEST_URL_TTL: Duration = Duration::from_secs(60);
+/// Largest listing or error body read.
+const MAX_XML_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a HEAD (or the headers of a ranged GET) says about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Without quotes.
+    pub etag: String,
+    pub size: u64,
+    pub content_type: Option<String>,
+    pub last_modified: Option<String>,
+    /// `x-amz-meta-*` headers, by their suffix (lowercase).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The head of an object and its first bytes.
+#[derive(Debug, Clone)]
+pub struct ObjectProbe {
+    pub head: ObjectHead,
+    pub bytes: Bytes,
+    /// Whether `bytes` is the whole object.
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: Option<String>,
+    pub etag: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub objects: Vec<ListedObject>,
+    /// Whether more keys follow the last one listed.
+    pub truncated: bool,
+}
+
+pub struct S3Client {
+    http: awc::Client,
+    target: Arc<StoreTarget>,
+}
+
+pub fn strip_quotes(etag: &str) -> &str {
+    etag.trim().trim_start_matches("W/").trim_matches('"')
+}
+
+impl S3Client {
+    pub fn new(target: Arc<StoreTarget>) -> Self {
+        let connector = awc::Connector::new()
+            .timeout(target.connect_timeout)
+            .handshake_timeout(target.connect_timeout);
+        let http = awc::Client::builder()
+            .connector(connector)
+            .timeout(target.timeout)
+            .disable_redirects()
+            .finish();
+        Self { http, target }
+    }
+
+    pub fn target(&self) -> &StoreTarget {
+        &self.target
+    }
+
+    fn map_send_error(&self, e: SendRequestError) -> StoreError {
+        match e {
+            SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => StoreError::Timeout {
+                endpoint: self.target.endpoint.clone(),
+                after: self.target.timeout,
+            },
+            SendRequestError::Connect(e) => StoreError::Unreachable {
+                endpoint: self.target.endpoint.clone(),
+                detail: e.to_string(),
+            },
+            other => StoreError::Unreachable {
+                endpoint: self.target.endpoint.clone(),
+                detail: other.to_string(),
+            },
+        }
+    }
+
+    fn timeout_error(&self) -> StoreError {
+        StoreError::Timeout {
+            endpoint: self.target.endpoint.clone(),
+            after: self.target.timeout,
+        }
+    }
+
+    /// Run `fut` within the total timeout: awc bounds the wait for headers, this bounds the
+    /// whole exchange, body included.
+    async fn bounded<T>(&self, fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        match actix_web::rt::time::timeout(self.target.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(self.timeout_error()),
+        }
+    }
+
+    async fn read_limited(
+        &self,
+        resp: &mut awc::ClientResponse<impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin>,
+        max: usize,
+    ) -> Result<(Bytes, bool), StoreError> {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = resp.next().await {
+            let chunk = chunk.map_err(|e| StoreError::BadResponse(format!("body: {e}")))?;
+            let room = max - buf.len();
+            if chunk.len() >= room {
+                buf.extend_from_slice(&chunk[..room]);
+                // More may follow: the caller gets a prefix.
+                return Ok((buf.freeze(), false));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok((buf.freeze(), true))
+    }
+
+    async fn error_from(
+        &self,
+        status: StatusCode,
+        resp: &mut awc::ClientResponse<impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin>,
+    ) -> StoreError {
+        let body = self.read_limited(resp, 8192).await.map(|(b, _)| b).unwrap_or_default();
+        StoreError::from_status(status.as_u16(), &body)
+    }
+
+    fn head_from(&self, headers: &awc::http::header::HeaderMap, size: Option<u64>) -> Result<ObjectHead, StoreError> {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let etag = get("etag").ok_or_else(|| StoreError::BadResponse("no ETag header".into()))?;
+        let size = match size {
+            Some(s) => s,
+            None => get("content-length")
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| StoreError::BadResponse("no Content-Length header".into()))?,
+        };
+        let metadata = headers
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.as_str().strip_prefix("x-amz-meta-")?;
+                Some((name.to_owned(), v.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        Ok(ObjectHead {
+            etag: strip_quotes(&etag).to_owned(),
+            size,
+            content_type: get("content-type"),
+            last_modified: get("last-modified"),
+            metadata,
+        })
+    }
+
+    /// HEAD an object. `Ok(None)`: it does not exist.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StoreError> {
+        let url = HeadObject::new(&self.target.bucket, Some(&self.target.credentials), key).sign(REQUEST_URL_TTL);
+        self.bounded(async {
+            let mut resp = self.http.head(url.as_str()).send().await.map_err(|e| self.map_send_error(e))?;
+            match resp.status() {
+                StatusCode::NOT_FOUND => Ok(None),
+                s if s.is_success() => self.head_from(resp.headers(), None).map(Some),
+                s => Err(self.error_from(s, &mut resp).await),
+            }
+        })
+        .await
+    }
+
+    /// The head of an object and its first `max` bytes, in one ranged GET.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn probe(&self, key: &str, max: usize) -> Result<Option<ObjectProbe>, StoreError> {
+        let url = GetObject::new(&self.target.bucket, Some(&self.target.credentials), key).sign(REQUEST_URL_TTL);
+        self.bounded(async {
+            let mut resp = self
+                .http
+                .get(url.as_str())
+                .insert_header(("range", format!("bytes=0-{}", max.saturating_sub(1))))
+                .send()
+                .await
+                .map_err(|e| self.map_send_error(e))?;
+            let status = resp.status();
+            match status {
+                StatusCode::NOT_FOUND => Ok(None),
+                // An empty object cannot be ranged.
+                StatusCode::RANGE_NOT_SATISFIABLE => Ok(self.head(key).await?.map(|head| ObjectProbe {
+                    head,
+                    bytes: Bytes::new(),
+                    complete: true,
+                })),
+                StatusCode::PARTIAL_CONTENT | StatusCode::OK => {
+                    let total = if status == StatusCode::PARTIAL_CONTENT {
+                        let range = resp
+                            .headers()
+                            .get("content-range")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.rsplit_once('/'))
+                            .and_then(|(_, total)| total.parse::<u64>().ok())
+                            .ok_or_else(|| StoreError::BadResponse("a 206 without a valid Content-Range".into()))?;
+                        Some(range)
+                    } else {
+                        None
+                    };
+                    let head = self.head_from(resp.headers(), total)?;
+                    let (bytes, _) = self.read_limited(&mut resp, max).await?;
+                    let complete = bytes.len() as u64 >= head.size;
+                    Ok(Some(ObjectProbe { head, bytes, complete }))
+                }
+                s => Err(self.error_from(s, &mut resp).await),
+            }
+        })
+        .await
+    }
+
+    /// Read a whole (small) object. `Ok(None)`: it does not exist.
+    pub async fn get(&self, key: &str, max: usize) -> Result<Option<Bytes>, StoreError> {
+        let url = GetObject::new(&self.target.bucket, Some(&self.target.credentials), key).sign(REQUEST_URL_TTL);
+        self.bounded(async {
+            let mut resp = self.http.get(url.as_str()).send().await.map_err(|e| self.map_send_error(e))?;
+            match resp.status() {
+                StatusCode::NOT_FOUND => Ok(None),
+                s if s.is_success() => {
+                    let (bytes, complete) = self.read_limited(&mut resp, max).await?;
+                    if complete {
+                        Ok(Some(bytes))
+                    } else {
+                        Err(StoreError::BadResponse(format!("object {key} is larger than {max} bytes")))
+                    }
+                }
+                s => Err(self.error_from(s, &mut resp).await),
+            }
+        })
+        .await
+    }
+
+    /// List keys under `prefix`, in key order, after `start_after`.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn list(&self, prefix: &str, start_after: Option<&str>, max_keys: usize) -> Result<Listing, StoreError> {
+        let mut action = ListObjectsV2::new(&self.target.bucket, Some(&self.target.credentials));
+        action.with_prefix(prefix);
+        action.with_max_keys(max_keys);
+        if let Some(after) = start_after {
+            action.with_start_after(after);
+        }
+        let url = action.sign(REQUEST_URL_TTL);
+        self.bounded(async {
+            let mut resp = self.http.get(url.as_str()).send().await.map_err(|e| self.map_send_error(e))?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(self.error_from(status, &mut resp).await);
+            }
+            let (body, complete) = self.read_limited(&mut resp, MAX_XML_BYTES).await?;
+            if !complete {
+                return Err(StoreError::BadResponse("listing larger than 4 MiB".into()));
+            }
+            let text = std::str::from_utf8(&body).map_err(|_| StoreError::BadResponse("listing is not UTF-8".into()))?;
+            let parsed = ListObjectsV2::parse_response(text)
+                .map_err(|e| StoreError::BadResponse(format!("listing is not ListObjectsV2 XML: {e}")))?;
+            let truncated = parsed.next_continuation_token.is_some();
+            let objects = parsed
+                .contents
+                .into_iter()
+                .map(|c| ListedObject {
+                    key: c.key,
+                    size: c.size.unwrap_or(0),
+                    last_modified: c.last_modified,
+                    etag: c.etag.map(|e| strip_quotes(&e).to_owned()),
+                })
+                .collect();
+            Ok(Listing { objects, truncated })
+        })
+        .await
+    }
+
+    /// Delete an object (absent objects are fine).
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let url = DeleteObject::new(&self.target.bucket, Some(&self.target.credentials), key).sign(REQUEST_URL_TTL);
+        self.bounded(async {
+            let mut resp = self.http.delete(url.as_str()).send().await.map_err(|e| self.map_send_error(e))?;
+            match resp.status() {
+                s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+                s => Err(self.error_from(s, &mut resp).await),
+            }
+        })
+        .await
+    }
+
+    /// Write a small object (the shared notification checkpoint).
+    pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        let url = PutObject::new(&self.target.bucket, Some(&self.target.credentials), key).sign(REQUEST_URL_TTL);
+        self.bounded(async {
+            let mut resp = self
+                .http
+                .put(url.as_str())
+                .insert_header(("content-type", content_type))
+                .send_body(body)
+                .await
+                .map_err(|e| self.map_send_error(e))?;
+            match resp.status() {
+                s if s.is_success() => Ok(()),
+                s => Err(self.error_from(s, &mut resp).await),
+            }
+        })
+        .await
+    }
+
+    /// A presigned GET URL for showing an image. The signing time is rounded down to five
+    /// minutes so the URL (and the browser's cache of it) stays the same for a while; it is
+    /// valid for at least ten minutes after it is handed out.
+    pub fn presigned_get(&self, key: &str, response_content_type: Option<&str>) -> Url {
+        presigned_get(&self.target, key, response_content_type)
+    }
+
+    /// Send any request (used by `signpost check` and `signpost cors`).
+    pub async fn send_raw(
+        &self,
+        method: awc::http::Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<(StatusCode, awc::http::header::HeaderMap, Bytes), StoreError> {
+        self.bounded(async {
+            let mut req = self.http.request(method, url);
+            for (k, v) in headers {
+                req = req.insert_header((*k, v.as_str()));
+            }
+            let mut resp = req.send_body(body).await.map_err(|e| self.map_send_error(e))?;
+            let (bytes, _) = self.read_limited(&mut resp, 64 * 1024).await?;
+            Ok((resp.status(), resp.headers().clone(), bytes))
+        })
+        .await
+    }
+}
+
+pub fn presigned_get(target: &StoreTarget, key: &str, response_content_type: Option<&str>) -> Url {
+    const STEP: i64 = 300;
+    let now = jiff::Timestamp::now().as_second();
+    let at = jiff::Timestamp::from_second(now - now.rem_euclid(STEP)).unwrap_or_else(|_| jiff::Timestamp::now());
+    let mut action = GetObject::new(&target.bucket, Some(&target.credentials), key);
+    if let Some(ct) = response_content_type {
+        action.query_mut().insert("response-content-type", ct.to_owned());
+    }
+    action.sign_with_time(Duration::from_secs(900), &at)
+}

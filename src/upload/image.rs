@@ -1,0 +1,155 @@
+//! The image types signpost accepts, and verification of a stored file from its first bytes.
+
+use std::fmt;
+
+/// The raster types an upload may declare. SVG is deliberately absent: served inline it is
+/// a script, and `starts-with image/` would admit it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageType {
+    Jpeg,
+    Png,
+    Gif,
+    Webp,
+    Avif,
+}
+
+impl ImageType {
+    pub const ALL: [ImageType; 5] = [Self::Jpeg, Self::Png, Self::Gif, Self::Webp, Self::Avif];
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Gif => "image/gif",
+            Self::Webp => "image/webp",
+            Self::Avif => "image/avif",
+        }
+    }
+
+    /// A short human name ("JPEG").
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Jpeg => "JPEG",
+            Self::Png => "PNG",
+            Self::Gif => "GIF",
+            Self::Webp => "WebP",
+            Self::Avif => "AVIF",
+        }
+    }
+
+    /// File name extensions, the canonical one first.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            Self::Jpeg => &["jpg", "jpeg", "jpe", "jfif"],
+            Self::Png => &["png"],
+            Self::Gif => &["gif"],
+            Self::Webp => &["webp"],
+            Self::Avif => &["avif"],
+        }
+    }
+
+    /// Parse an exact MIME type (case-insensitive, parameters not allowed).
+    pub fn from_mime(mime: &str) -> Option<Self> {
+        let mime = mime.trim();
+        Self::ALL.into_iter().find(|t| t.mime().eq_ignore_ascii_case(mime))
+    }
+
+    /// What the first bytes of a file say it is.
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Self::Png)
+        } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+            Some(Self::Gif)
+        } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            Some(Self::Webp)
+        } else if bytes.len() >= 12
+            && &bytes[4..8] == b"ftyp"
+            && matches!(&bytes[8..12], b"avif" | b"avis")
+        {
+            Some(Self::Avif)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for ImageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.mime())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dimensions {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl fmt::Display for Dimensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} × {}", self.width, self.height)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the file is not an image signpost accepts (its first bytes match no JPEG, PNG, GIF, WebP or AVIF header)")]
+    NotAnImage,
+    #[error("the file is a {actual} image but was stored as {declared}")]
+    WrongType { declared: ImageType, actual: ImageType },
+    /// The header was cut short: more bytes are needed to read the dimensions.
+    #[error("the image header is incomplete")]
+    Truncated,
+    #[error("the image header is corrupt")]
+    Corrupt,
+}
+
+/// Check that `head` (the first bytes of a stored file) really is an image of the `declared`
+/// type, and read its dimensions from the header alone. `complete` says whether `head` is
+/// the whole file (so a short header is corrupt rather than truncated).
+pub fn verify(head: &[u8], declared: ImageType, complete: bool) -> Result<Dimensions, VerifyError> {
+    let actual = ImageType::sniff(head).ok_or(VerifyError::NotAnImage)?;
+    if actual != declared {
+        return Err(VerifyError::WrongType { declared, actual });
+    }
+    match imagesize::blob_size(head) {
+        Ok(size) => {
+            let width = u32::try_from(size.width).map_err(|_| VerifyError::Corrupt)?;
+            let height = u32::try_from(size.height).map_err(|_| VerifyError::Corrupt)?;
+            if width == 0 || height == 0 {
+                return Err(VerifyError::Corrupt);
+            }
+            Ok(Dimensions { width, height })
+        }
+        Err(_) if !complete => Err(VerifyError::Truncated),
+        Err(_) => Err(VerifyError::Corrupt),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mime_round_trips_and_svg_is_refused() {
+        for t in ImageType::ALL {
+            assert_eq!(ImageType::from_mime(t.mime()), Some(t));
+        }
+        assert_eq!(ImageType::from_mime("IMAGE/PNG"), Some(ImageType::Png));
+        assert_eq!(ImageType::from_mime("image/svg+xml"), None);
+        assert_eq!(ImageType::from_mime("image/png; x=1"), None);
+    }
+
+    #[test]
+    fn a_png_header_gives_its_size_and_a_lie_is_caught() {
+        let png = crate::testdata::png(3, 2);
+        assert_eq!(verify(&png, ImageType::Png, true), Ok(Dimensions { width: 3, height: 2 }));
+        assert_eq!(
+            verify(&png, ImageType::Jpeg, true),
+            Err(VerifyError::WrongType { declared: ImageType::Jpeg, actual: ImageType::Png })
+        );
+        assert_eq!(verify(b"<svg onload=alert(1)>", ImageType::Png, true), Err(VerifyError::NotAnImage));
+    }
+}

@@ -1,0 +1,16 @@
+//! The upload domain, pure like the signing core: which images are allowed, how a request
+//! is validated, how object keys and metadata are formed, how a stored file is verified,
+//! and the one code path that turns a validated request into a signed form.
+
+mod image;
+mod key;
+mod presign;
+mod request;
+
+pub use image::{Dimensions, ImageType, VerifyError, verify};
+pub use key::{
+    KeyPrefix, ObjectKey, UploadId, decode_metadata, encode_metadata, is_valid_key_char,
+    safe_file_name,
+};
+pub use presign::{Clock, Completion, Presigner, SignedUpload};
+pub use request::{Limits, UploadRequest, ValidUpload, ValidationError};

@@ -1,0 +1,264 @@
+//! The one code path that signs an upload: the image-meta fragment, the first render of the
+//! page, `POST /api/presign` and `signpost presign` all come through [`Presigner`].
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::{ImageType, KeyPrefix, Limits, ObjectKey, UploadId, ValidUpload, encode_metadata, safe_file_name};
+use crate::policy::{PostForm, Signer};
+
+/// How long S3 stores (and s3s accepts) a SigV4 form after its `x-amz-date`.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// What S3 answers after a successful POST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// 303 to `/uploaded?bucket=&key=&etag=`: the classic form post.
+    Redirect,
+    /// 201 with an XML body: uploads through XHR/fetch, scripts and `curl`.
+    Created,
+}
+
+/// Where time (and the random part of ids) comes from. Fixed in tests, so that two code
+/// paths can be compared field for field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    System,
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Self::System => Utc::now(),
+            Self::Fixed(t) => *t,
+        }
+    }
+
+    /// A fresh id; with a fixed clock, derived from `seed` so it is reproducible.
+    pub fn upload_id(&self, at: DateTime<Utc>, seed: &[u8]) -> UploadId {
+        match self {
+            Self::System => UploadId::random(at),
+            Self::Fixed(_) => {
+                let digest = Sha256::digest(seed);
+                let mut random = [0u8; 10];
+                random.copy_from_slice(&digest[..10]);
+                UploadId::new(at, random)
+            }
+        }
+    }
+}
+
+/// A signed upload: where to post, the fields in order (the file goes after them), and
+/// when to sign again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedUpload {
+    pub url: String,
+    pub key: String,
+    pub fields: Vec<(Cow<'static, str>, String)>,
+    pub expires_at: DateTime<Utc>,
+    /// When a page should ask for a fresh signature: a minute (or a quarter of the lifetime)
+    /// before the policy expires or the store's clock-skew window closes.
+    pub resign_at: DateTime<Utc>,
+}
+
+impl SignedUpload {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Everything needed to sign uploads for one bucket.
+#[derive(Debug)]
+pub struct Presigner {
+    pub signer: Signer,
+    pub bucket: String,
+    /// The form's `action`: the bucket URL.
+    pub form_url: String,
+    /// Absolute URL of `/uploaded`.
+    pub redirect_url: String,
+    pub prefix: KeyPrefix,
+    pub limits: Limits,
+    pub ttl: Duration,
+    pub acl: Option<String>,
+}
+
+impl Presigner {
+    fn base_form(&self, now: DateTime<Utc>, key: &str) -> PostForm {
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
+        let mut form = PostForm::new(now + ttl);
+        form.bucket(self.bucket.as_str());
+        form.field("key", key);
+        if let Some(acl) = &self.acl {
+            form.field("acl", acl.as_str());
+        }
+        form
+    }
+
+    fn complete(&self, form: &mut PostForm, completion: Completion) {
+        match completion {
+            Completion::Redirect => form.field("success_action_redirect", self.redirect_url.as_str()),
+            Completion::Created => form.field("success_action_status", "201"),
+        };
+    }
+
+    fn seal(&self, mut form: PostForm, key: String, now: DateTime<Utc>) -> SignedUpload {
+        form.content_length_range(1, self.limits.max_bytes);
+        let expires_at = form.expiration();
+        let signed = self.signer.sign(form, now);
+        SignedUpload {
+            url: self.form_url.clone(),
+            key,
+            fields: signed.fields,
+            expires_at,
+            resign_at: resign_at(now, expires_at),
+        }
+    }
+
+    /// Sign an upload of this validated file. The key is the server's:
+    /// `PREFIX + id + "/" + safe name`.
+    pub fn presign(&self, upload: &ValidUpload, completion: Completion, clock: Clock) -> SignedUpload {
+        let now = clock.now();
+        let seed = format!("{}\0{}\0{:?}", upload.original_name, upload.image_type, upload.size);
+        let id = clock.upload_id(now, seed.as_bytes());
+        self.presign_with(upload, completion, now, id)
+    }
+
+    pub fn presign_with(
+        &self,
+        upload: &ValidUpload,
+        completion: Completion,
+        now: DateTime<Utc>,
+        id: UploadId,
+    ) -> SignedUpload {
+        let name = safe_file_name(&upload.original_name, upload.image_type);
+        let key = ObjectKey::new(&self.prefix, id, &name).as_str().to_owned();
+        let mut form = self.base_form(now, &key);
+        form.field("Content-Type", upload.image_type.mime());
+        self.complete(&mut form, completion);
+        form.field("x-amz-meta-filename", encode_metadata(&upload.original_name));
+        if let Some((w, h)) = upload.dimensions {
+            form.field("x-amz-meta-width", w.to_string());
+            form.field("x-amz-meta-height", h.to_string());
+        }
+        self.seal(form, key, now)
+    }
+
+    /// The form of the first render, before any file is chosen: it must upload without
+    /// JavaScript, so the type comes from a `<select>` and the policy admits the allowed
+    /// types' common prefix. The confirmation step checks the bytes against the stored type
+    /// and deletes anything that is not a real image of it (SVG included).
+    pub fn initial(&self, clock: Clock) -> SignedUpload {
+        let now = clock.now();
+        let id = clock.upload_id(now, b"initial");
+        let default = self.limits.allowed.first().copied().unwrap_or(ImageType::Jpeg);
+        let name = format!("upload.{}", default.extensions()[0]);
+        // Without JavaScript the extension cannot follow the type: keep a neutral name.
+        let name = if self.limits.allowed.len() == 1 { name } else { "upload".to_owned() };
+        let key = ObjectKey::new(&self.prefix, id, &name).as_str().to_owned();
+        let mut form = self.base_form(now, &key);
+        if self.limits.allowed.len() == 1 {
+            form.field("Content-Type", default.mime());
+        } else {
+            form.field_starting_with("Content-Type", default.mime(), common_prefix(&self.limits.allowed));
+        }
+        self.complete(&mut form, Completion::Redirect);
+        self.seal(form, key, now)
+    }
+}
+
+/// The longest prefix all allowed MIME types share (`image/` for more than one).
+fn common_prefix(types: &[ImageType]) -> String {
+    let mut prefix = types.first().map(|t| t.mime()).unwrap_or("image/").to_owned();
+    for t in types {
+        while !t.mime().starts_with(&prefix) {
+            prefix.pop();
+        }
+    }
+    prefix
+}
+
+fn resign_at(now: DateTime<Utc>, expires_at: DateTime<Utc>) -> DateTime<Utc> {
+    let skew = chrono::Duration::from_std(MAX_CLOCK_SKEW).unwrap_or(chrono::Duration::minutes(15));
+    let deadline = expires_at.min(now + skew);
+    let lifetime = deadline - now;
+    let margin = chrono::Duration::minutes(1).min(lifetime / 4);
+    deadline - margin
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Version;
+    use crate::secret::{Credentials, Secret};
+    use chrono::TimeZone;
+
+    fn presigner(version: Version) -> Presigner {
+        Presigner {
+            signer: Signer::new(
+                version,
+                Credentials {
+                    access_key_id: "AKIDEXAMPLE".into(),
+                    secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+                    session_token: None,
+                },
+                "us-east-1",
+            ),
+            bucket: "signpost".into(),
+            form_url: "http://127.0.0.1:9000/signpost".into(),
+            redirect_url: "http://127.0.0.1:8080/uploaded".into(),
+            prefix: KeyPrefix::parse("uploads/").unwrap(),
+            limits: Limits {
+                allowed: ImageType::ALL.to_vec(),
+                max_bytes: 1024,
+            },
+            ttl: Duration::from_secs(600),
+            acl: None,
+        }
+    }
+
+    #[test]
+    fn the_common_prefix_of_image_types() {
+        assert_eq!(common_prefix(&ImageType::ALL), "image/");
+        assert_eq!(common_prefix(&[ImageType::Png]), "image/png");
+    }
+
+    #[test]
+    fn resigning_happens_before_expiry_and_skew() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap();
+        assert_eq!(resign_at(now, now + chrono::Duration::minutes(10)), now + chrono::Duration::minutes(9));
+        assert_eq!(resign_at(now, now + chrono::Duration::hours(1)), now + chrono::Duration::minutes(14));
+        assert_eq!(resign_at(now, now + chrono::Duration::seconds(40)), now + chrono::Duration::seconds(30));
+    }
+
+    #[test]
+    fn a_fixed_clock_gives_identical_forms() {
+        let p = presigner(Version::V4);
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap();
+        let upload = ValidUpload {
+            original_name: "cat.png".into(),
+            image_type: ImageType::Png,
+            size: Some(10),
+            dimensions: None,
+        };
+        let a = p.presign(&upload, Completion::Created, Clock::Fixed(t));
+        let b = p.presign(&upload, Completion::Created, Clock::Fixed(t));
+        assert_eq!(a, b);
+        assert!(a.key.starts_with("uploads/") && a.key.ends_with("/cat.png"));
+    }
+
+    #[test]
+    fn the_initial_form_uploads_without_a_file_name() {
+        let p = presigner(Version::V2);
+        let f = p.initial(Clock::System);
+        assert!(f.key.ends_with("/upload"));
+        assert_eq!(f.field("Content-Type"), Some("image/jpeg"));
+        assert!(f.field("Signature").is_some());
+    }
+}
