@@ -106,16 +106,31 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address of the web server.
-    #[arg(long, env = "SIGNPOST_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind: SocketAddr,
     /// Public origin of the site (redirect target, CORS origin). Default: http://BIND.
     #[arg(long, env = "SIGNPOST_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// Data directory of the embedded store (and the notification checkpoint).
-    #[arg(long, env = "SIGNPOST_DATA_DIR", default_value = "./data", global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Address of the embedded S3 store.
-    #[arg(long, env = "SIGNPOST_EMBEDDED_S3_BIND", default_value = "127.0.0.1:9000", global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_EMBEDDED_S3_BIND",
+        default_value = "127.0.0.1:9000",
+        global = true
+    )]
     pub embedded_s3_bind: SocketAddr,
     /// S3 endpoint (path-style), e.g. http://127.0.0.1:3900 for Garage. Unset for AWS.
     /// Falls back to AWS_ENDPOINT_URL.
@@ -130,21 +145,42 @@ pub struct Config {
     pub s3_region: Option<String>,
     #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true, global = true)]
     pub access_key_id: Option<String>,
-    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub secret_access_key: Option<String>,
     #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true, global = true)]
     pub session_token: Option<String>,
     /// Signature version of the upload form.
-    #[arg(long, env = "SIGNPOST_SIGNATURE", value_enum, default_value = "v4", global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_SIGNATURE",
+        value_enum,
+        default_value = "v4",
+        global = true
+    )]
     pub signature: SignatureArg,
     /// Key prefix of every upload.
-    #[arg(long, env = "SIGNPOST_KEY_PREFIX", default_value = "uploads/", global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_KEY_PREFIX",
+        default_value = "uploads/",
+        global = true
+    )]
     pub key_prefix: String,
     /// Largest upload, in bytes.
     #[arg(long, env = "SIGNPOST_MAX_BYTES", default_value_t = 10 * 1024 * 1024, global = true)]
     pub max_bytes: u64,
     /// Lifetime of a signed form, in seconds.
-    #[arg(long, env = "SIGNPOST_POLICY_TTL_SECS", default_value_t = 600, global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_POLICY_TTL_SECS",
+        default_value_t = 600,
+        global = true
+    )]
     pub policy_ttl_secs: u64,
     /// Canned ACL to set on uploads (e.g. public-read). Unset: none (buckets made since
     /// 2023 refuse ACLs).
@@ -163,10 +199,20 @@ pub struct Config {
     #[arg(long, env = "SIGNPOST_PUBLIC_BASE_URL", global = true)]
     pub public_base_url: Option<String>,
     /// Connect timeout of every S3 request, in milliseconds.
-    #[arg(long, env = "SIGNPOST_S3_CONNECT_TIMEOUT_MS", default_value_t = 1000, global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_S3_CONNECT_TIMEOUT_MS",
+        default_value_t = 1000,
+        global = true
+    )]
     pub s3_connect_timeout_ms: u64,
     /// Total timeout of every S3 request, in milliseconds.
-    #[arg(long, env = "SIGNPOST_S3_TIMEOUT_MS", default_value_t = 3000, global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_S3_TIMEOUT_MS",
+        default_value_t = 3000,
+        global = true
+    )]
     pub s3_timeout_ms: u64,
     /// Signatures per minute per client address (off when unset).
     #[arg(long, env = "SIGNPOST_SIGN_RATE_PER_MINUTE", global = true)]
@@ -178,19 +224,46 @@ pub struct Config {
     #[arg(long, env = "SIGNPOST_NOTIFY_URL", global = true)]
     pub notify_url: Option<String>,
     /// Secret of the events' HMAC-SHA256 signature.
-    #[arg(long, env = "SIGNPOST_NOTIFY_SECRET", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_NOTIFY_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
     pub notify_secret: Option<String>,
     /// Seconds between two sweeps of the bucket for undelivered uploads.
-    #[arg(long, env = "SIGNPOST_NOTIFY_SWEEP_SECS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_NOTIFY_SWEEP_SECS",
+        default_value_t = 30,
+        global = true
+    )]
     pub notify_sweep_secs: u64,
     /// Where the delivery checkpoint lives.
-    #[arg(long, env = "SIGNPOST_NOTIFY_CHECKPOINT", value_enum, default_value = "file", global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_NOTIFY_CHECKPOINT",
+        value_enum,
+        default_value = "file",
+        global = true
+    )]
     pub notify_checkpoint: CheckpointArg,
     /// Seconds in-flight requests get to finish on shutdown.
-    #[arg(long, env = "SIGNPOST_SHUTDOWN_GRACE_SECS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_SHUTDOWN_GRACE_SECS",
+        default_value_t = 10,
+        global = true
+    )]
     pub shutdown_grace_secs: u64,
     /// Log format.
-    #[arg(long, env = "SIGNPOST_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "SIGNPOST_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 }
 
@@ -290,18 +363,25 @@ fn non_empty(v: Option<String>) -> Option<String> {
 }
 
 fn parse_http_url(what: &str, flag: &str, raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw).map_err(|e| ConfigError(format!("{flag}: {what} {raw:?} is not a URL ({e})")))?;
+    let url = Url::parse(raw)
+        .map_err(|e| ConfigError(format!("{flag}: {what} {raw:?} is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return err(format!("{flag}: {what} must start with http:// or https:// (got {raw:?})"));
+        return err(format!(
+            "{flag}: {what} must start with http:// or https:// (got {raw:?})"
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return err(format!("{flag}: {what} {raw:?} has no host"));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return err(format!("{flag}: {what} must not have a query or a fragment (got {raw:?})"));
+        return err(format!(
+            "{flag}: {what} must not have a query or a fragment (got {raw:?})"
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return err(format!("{flag}: {what} must not carry a user name or password"));
+        return err(format!(
+            "{flag}: {what} must not carry a user name or password"
+        ));
     }
     Ok(url)
 }
@@ -326,9 +406,13 @@ fn validate_bucket(name: &str) -> Result<(), ConfigError> {
 fn validate_region(region: &str) -> Result<(), ConfigError> {
     if region.is_empty()
         || region.len() > 32
-        || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
-        return err(format!("--s3-region: {region:?} is not a region name (e.g. eu-west-1)"));
+        return err(format!(
+            "--s3-region: {region:?} is not a region name (e.g. eu-west-1)"
+        ));
     }
     Ok(())
 }
@@ -354,8 +438,12 @@ impl Settings {
                 secret_access_key: Secret::new(s),
                 session_token: token.map(Secret::new),
             }),
-            (Some(_), None) => return err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both"),
-            (None, Some(_)) => return err("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not: set both"),
+            (Some(_), None) => {
+                return err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both");
+            }
+            (None, Some(_)) => {
+                return err("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not: set both");
+            }
             (None, None) => None,
         };
 
@@ -369,21 +457,33 @@ impl Settings {
                 }
                 let region = region.unwrap_or_else(|| DEFAULT_REGION.into());
                 (
-                    StoreSettings::Embedded { bind: c.embedded_s3_bind },
+                    StoreSettings::Embedded {
+                        bind: c.embedded_s3_bind,
+                    },
                     EMBEDDED_BUCKET.to_owned(),
                     region,
                 )
             }
-            (Some(_), None) => return err("--s3-endpoint is set but --s3-bucket (SIGNPOST_S3_BUCKET) is not: name the bucket"),
+            (Some(_), None) => {
+                return err(
+                    "--s3-endpoint is set but --s3-bucket (SIGNPOST_S3_BUCKET) is not: name the bucket",
+                );
+            }
             (Some(raw), Some(bucket)) => {
                 let url = parse_http_url("the endpoint", "--s3-endpoint", &raw)?;
                 validate_bucket(&bucket)?;
-                (StoreSettings::Endpoint { url }, bucket, region.unwrap_or_else(|| DEFAULT_REGION.into()))
+                (
+                    StoreSettings::Endpoint { url },
+                    bucket,
+                    region.unwrap_or_else(|| DEFAULT_REGION.into()),
+                )
             }
             (None, Some(bucket)) => {
                 validate_bucket(&bucket)?;
                 let Some(region) = region else {
-                    return err("--s3-bucket is set without --s3-endpoint (AWS S3), so the region is needed: set --s3-region or AWS_REGION");
+                    return err(
+                        "--s3-bucket is set without --s3-endpoint (AWS S3), so the region is needed: set --s3-region or AWS_REGION",
+                    );
                 };
                 (StoreSettings::Aws, bucket, region)
             }
@@ -419,12 +519,20 @@ impl Settings {
             }
         };
 
-        let prefix = KeyPrefix::parse(c.key_prefix.trim()).map_err(|e| ConfigError(format!("--key-prefix: {e}")))?;
+        let prefix = KeyPrefix::parse(c.key_prefix.trim())
+            .map_err(|e| ConfigError(format!("--key-prefix: {e}")))?;
 
         let mut allowed = Vec::new();
-        for raw in c.allowed_types.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        for raw in c
+            .allowed_types
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+        {
             if raw.eq_ignore_ascii_case("image/svg+xml") {
-                return err("--allowed-types: image/svg+xml is refused: an SVG served inline runs scripts");
+                return err(
+                    "--allowed-types: image/svg+xml is refused: an SVG served inline runs scripts",
+                );
             }
             let Some(t) = ImageType::from_mime(raw) else {
                 return err(format!(
@@ -439,7 +547,11 @@ impl Settings {
             return err("--allowed-types: allow at least one image type");
         }
 
-        let max_cap = if matches!(store, StoreSettings::Embedded { .. }) { EMBEDDED_MAX_BYTES } else { S3_MAX_BYTES };
+        let max_cap = if matches!(store, StoreSettings::Embedded { .. }) {
+            EMBEDDED_MAX_BYTES
+        } else {
+            S3_MAX_BYTES
+        };
         if c.max_bytes == 0 {
             return err("--max-bytes must be at least 1");
         }
@@ -447,11 +559,17 @@ impl Settings {
             return err(format!(
                 "--max-bytes {} is above {max_cap}, the most {} accepts in one POST",
                 c.max_bytes,
-                if max_cap == EMBEDDED_MAX_BYTES { "the embedded store (which holds a POSTed file in memory)" } else { "S3" }
+                if max_cap == EMBEDDED_MAX_BYTES {
+                    "the embedded store (which holds a POSTed file in memory)"
+                } else {
+                    "S3"
+                }
             ));
         }
         if !(10..=7 * 24 * 3600).contains(&c.policy_ttl_secs) {
-            return err("--policy-ttl-secs must be between 10 seconds and 7 days (the default, 600, suits most sites)");
+            return err(
+                "--policy-ttl-secs must be between 10 seconds and 7 days (the default, 600, suits most sites)",
+            );
         }
         if let Some(acl) = &c.acl {
             const CANNED: [&str; 6] = [
@@ -463,19 +581,26 @@ impl Settings {
                 "bucket-owner-full-control",
             ];
             if !CANNED.contains(&acl.as_str()) {
-                return err(format!("--acl: {acl:?} is not a canned ACL ({})", CANNED.join(", ")));
+                return err(format!(
+                    "--acl: {acl:?} is not a canned ACL ({})",
+                    CANNED.join(", ")
+                ));
             }
         }
         if c.s3_connect_timeout_ms == 0 || c.s3_timeout_ms == 0 || c.s3_timeout_ms > 60_000 {
             return err("--s3-connect-timeout-ms and --s3-timeout-ms must be between 1 and 60000");
         }
         if c.sign_rate_per_minute == Some(0) {
-            return err("--sign-rate-per-minute must be at least 1 (leave it unset to turn the limit off)");
+            return err(
+                "--sign-rate-per-minute must be at least 1 (leave it unset to turn the limit off)",
+            );
         }
 
         let notify = match (non_empty(c.notify_url), non_empty(c.notify_secret)) {
             (None, None) => None,
-            (Some(_), None) => return err("--notify-url is set but --notify-secret is not: events must be signed"),
+            (Some(_), None) => {
+                return err("--notify-url is set but --notify-secret is not: events must be signed");
+            }
             (None, Some(_)) => return err("--notify-secret is set but --notify-url is not"),
             (Some(raw), Some(secret)) => {
                 if secret.len() < 16 {
@@ -506,7 +631,10 @@ impl Settings {
                 SignatureArg::V2 => Version::V2,
             },
             prefix,
-            limits: Limits { allowed, max_bytes: c.max_bytes },
+            limits: Limits {
+                allowed,
+                max_bytes: c.max_bytes,
+            },
             policy_ttl: Duration::from_secs(c.policy_ttl_secs),
             acl: c.acl,
             public_base_url,
@@ -558,23 +686,29 @@ mod tests {
 
     #[test]
     fn each_mistake_has_a_clear_message() {
-        assert!(message(|c| {
-            c.s3_endpoint = Some("ftp://x".into());
-            c.s3_bucket = Some("b-1".into());
-            c.access_key_id = Some("a".into());
-            c.secret_access_key = Some("s".into());
-        })
-        .contains("http://"));
-        assert!(message(|c| {
-            c.s3_endpoint = Some("not a url".into());
-            c.s3_bucket = Some("bucket".into());
-        })
-        .contains("is not a URL"));
-        assert!(message(|c| {
-            c.s3_endpoint = Some("http://127.0.0.1:3900".into());
-            c.s3_bucket = Some("bucket".into());
-        })
-        .contains("no credentials"));
+        assert!(
+            message(|c| {
+                c.s3_endpoint = Some("ftp://x".into());
+                c.s3_bucket = Some("b-1".into());
+                c.access_key_id = Some("a".into());
+                c.secret_access_key = Some("s".into());
+            })
+            .contains("http://")
+        );
+        assert!(
+            message(|c| {
+                c.s3_endpoint = Some("not a url".into());
+                c.s3_bucket = Some("bucket".into());
+            })
+            .contains("is not a URL")
+        );
+        assert!(
+            message(|c| {
+                c.s3_endpoint = Some("http://127.0.0.1:3900".into());
+                c.s3_bucket = Some("bucket".into());
+            })
+            .contains("no credentials")
+        );
         assert!(message(|c| c.s3_bucket = Some("bucket".into())).contains("region"));
         assert!(message(|c| c.s3_endpoint = Some("http://h".into())).contains("--s3-bucket"));
         assert!(message(|c| c.max_bytes = 0).contains("--max-bytes"));

@@ -7,10 +7,14 @@
 //! - [`notify`]: delivery of confirmed uploads to the developer's API.
 //! - [`cli`]: the subcommands besides `serve`.
 
+pub mod cli;
 pub mod config;
+pub mod notify;
 pub mod policy;
 pub mod secret;
 pub mod store;
+pub mod telemetry;
 #[doc(hidden)]
 pub mod testdata;
 pub mod upload;
+pub mod web;

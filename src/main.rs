@@ -1,1 +1,62 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use signpost::config::{Cli, Command, Settings};
+use signpost::upload::Clock;
+use signpost::web::startup::Application;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env(cli.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("signpost: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Presign(args) => {
+            match signpost::cli::presign::presign(&settings, &args, Clock::System) {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("signpost presign: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Cors(_) | Command::Check | Command::Events(_) => {
+            eprintln!("signpost: not implemented yet");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    let _guard = signpost::telemetry::init(settings.log_format);
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings)?;
+        match app.embedded_addr() {
+            Some(s3) => tracing::info!(
+                site = %app.public_url(),
+                embedded_s3 = %format!("http://{s3}"),
+                "signpost is serving; the embedded S3 store is running"
+            ),
+            None => tracing::info!(site = %app.public_url(), "signpost is serving"),
+        }
+        app.run_until_stopped()
+            .await
+            .map_err(|e| signpost::web::startup::StartupError::Config(e.to_string()))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "signpost could not start");
+            eprintln!("signpost: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -51,7 +51,8 @@ fn env(version: Version, max_bytes: u64) -> Env {
         max_bytes,
     })
     .unwrap();
-    let target = Arc::new(StoreTarget::new(&settings, Some(&store.endpoint()), &credentials).unwrap());
+    let target =
+        Arc::new(StoreTarget::new(&settings, Some(&store.endpoint()), &credentials).unwrap());
     Env {
         _dir: dir,
         store: Some(store),
@@ -67,7 +68,11 @@ fn presigner(env: &Env, secret_override: Option<&str>) -> Presigner {
         creds.secret_access_key = signpost::secret::Secret::new(s);
     }
     Presigner {
-        signer: signpost::policy::Signer::new(env.settings.signature, creds, env.settings.region.clone()),
+        signer: signpost::policy::Signer::new(
+            env.settings.signature,
+            creds,
+            env.settings.region.clone(),
+        ),
         bucket: env.settings.bucket.clone(),
         form_url: env.target.form_url(),
         redirect_url: "http://127.0.0.1:1/uploaded".into(),
@@ -90,10 +95,20 @@ fn signed(p: &Presigner, name: &str, size: usize) -> SignedUpload {
     p.presign(&valid, Completion::Created, Clock::System)
 }
 
-async fn post(env: &Env, url: &str, fields: &[(String, String)], file: &[u8]) -> (StatusCode, String) {
-    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+async fn post(
+    env: &Env,
+    url: &str,
+    fields: &[(String, String)],
+    file: &[u8],
+) -> (StatusCode, String) {
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let (ct, body) = form_body(&refs, "photo.png", "image/png", file);
-    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
     let mut resp = client
         .post(url)
         .insert_header(("content-type", ct))
@@ -106,16 +121,29 @@ async fn post(env: &Env, url: &str, fields: &[(String, String)], file: &[u8]) ->
 }
 
 fn assert_refused(status: StatusCode, body: &str, reason: &str) {
-    assert!(status.is_client_error(), "expected a refusal ({reason}), got {status}: {body}");
-    assert!(body.contains(reason), "expected {reason}, got {status}: {body}");
+    assert!(
+        status.is_client_error(),
+        "expected a refusal ({reason}), got {status}: {body}"
+    );
+    assert!(
+        body.contains(reason),
+        "expected {reason}, got {status}: {body}"
+    );
 }
 
 fn owned(s: &SignedUpload) -> Vec<(String, String)> {
-    s.fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    s.fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 async fn assert_nothing_stored(env: &Env) {
-    let listing = env.client.list(env.settings.prefix.as_str(), None, 100).await.unwrap();
+    let listing = env
+        .client
+        .list(env.settings.prefix.as_str(), None, 100)
+        .await
+        .unwrap();
     assert!(listing.objects.is_empty(), "stored: {:?}", listing.objects);
 }
 
@@ -126,11 +154,19 @@ async fn round_trip(version: Version) {
     let s = signed(&p, "photo.png", png.len());
     let (status, body) = post(&env, &s.url, &owned(&s), &png).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let stored = env.client.get(&s.key, 1 << 20).await.unwrap().expect("object stored");
+    let stored = env
+        .client
+        .get(&s.key, 1 << 20)
+        .await
+        .unwrap()
+        .expect("object stored");
     assert_eq!(stored.as_ref(), png.as_slice(), "the same bytes come back");
     let head = env.client.head(&s.key).await.unwrap().unwrap();
     assert_eq!(head.content_type.as_deref(), Some("image/png"));
-    assert_eq!(head.metadata.get("filename").map(String::as_str), Some("photo.png"));
+    assert_eq!(
+        head.metadata.get("filename").map(String::as_str),
+        Some("photo.png")
+    );
     assert_eq!(head.metadata.get("width").map(String::as_str), Some("4"));
 }
 
@@ -153,7 +189,13 @@ async fn tampered(version: Version) {
 
     let set = |name: &str, value: &str| -> Vec<(String, String)> {
         base.iter()
-            .map(|(k, v)| if k.eq_ignore_ascii_case(name) { (k.clone(), value.to_owned()) } else { (k.clone(), v.clone()) })
+            .map(|(k, v)| {
+                if k.eq_ignore_ascii_case(name) {
+                    (k.clone(), value.to_owned())
+                } else {
+                    (k.clone(), v.clone())
+                }
+            })
             .collect()
     };
 
@@ -161,7 +203,13 @@ async fn tampered(version: Version) {
     let (st, body) = post(&env, &s.url, &set("key", "uploads/evil.png"), &png).await;
     assert_refused(st, &body, "InvalidPolicyDocument");
     // Another Content-Type.
-    let (st, body) = post(&env, &s.url, &set("Content-Type", "image/svg+xml"), &testdata::svg_script()).await;
+    let (st, body) = post(
+        &env,
+        &s.url,
+        &set("Content-Type", "image/svg+xml"),
+        &testdata::svg_script(),
+    )
+    .await;
     assert_refused(st, &body, "InvalidPolicyDocument");
     // An extra field the policy does not cover.
     let mut extra = base.clone();
@@ -188,7 +236,11 @@ async fn tampered(version: Version) {
     }
     .validate(&p.limits, true)
     .unwrap();
-    let old = p.presign(&valid, Completion::Created, Clock::Fixed(Utc::now() - chrono::Duration::minutes(11)));
+    let old = p.presign(
+        &valid,
+        Completion::Created,
+        Clock::Fixed(Utc::now() - chrono::Duration::minutes(11)),
+    );
     let (st, body) = post(&env, &s.url, &owned(&old), &png).await;
     assert_refused(st, &body, "Request has expired");
 
@@ -227,6 +279,11 @@ async fn objects_survive_a_restart_of_the_store() {
         })
         .unwrap(),
     );
-    let stored = env.client.get(&s.key, 1 << 20).await.unwrap().expect("still there");
+    let stored = env
+        .client
+        .get(&s.key, 1 << 20)
+        .await
+        .unwrap()
+        .expect("still there");
     assert_eq!(stored.as_ref(), png.as_slice());
 }

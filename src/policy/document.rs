@@ -132,7 +132,11 @@ impl<'a> PostPolicy<'a> {
     }
 
     /// `{"field": "value"}`
-    pub fn exact(&mut self, field: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) -> &mut Self {
+    pub fn exact(
+        &mut self,
+        field: impl Into<Cow<'a, str>>,
+        value: impl Into<Cow<'a, str>>,
+    ) -> &mut Self {
         self.push(Condition::Exact {
             field: field.into(),
             value: value.into(),
@@ -140,7 +144,11 @@ impl<'a> PostPolicy<'a> {
     }
 
     /// `["eq", "$field", "value"]`
-    pub fn equals(&mut self, field: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) -> &mut Self {
+    pub fn equals(
+        &mut self,
+        field: impl Into<Cow<'a, str>>,
+        value: impl Into<Cow<'a, str>>,
+    ) -> &mut Self {
         self.push(Condition::Eq {
             field: field.into(),
             value: value.into(),
@@ -230,7 +238,8 @@ mod tests {
     fn a_hostile_value_cannot_add_a_condition() {
         let hostile = r#"a"],["starts-with","$key",""#;
         let mut p = PostPolicy::new(at(2026, 1, 1, 0, 0, 0));
-        p.equals("x-amz-meta-filename", hostile).equals("key", "uploads/x");
+        p.equals("x-amz-meta-filename", hostile)
+            .equals("key", "uploads/x");
         let json: serde_json::Value = serde_json::from_slice(&p.to_json()).unwrap();
         let conditions = json["conditions"].as_array().unwrap();
         assert_eq!(conditions.len(), 2);
@@ -240,7 +249,8 @@ mod tests {
     #[test]
     fn covers_is_case_insensitive_and_ignores_the_length_range() {
         let mut p = PostPolicy::new(at(2026, 1, 1, 0, 0, 0));
-        p.equals("Content-Type", "image/png").content_length_range(0, 1);
+        p.equals("Content-Type", "image/png")
+            .content_length_range(0, 1);
         assert!(p.covers("content-type"));
         assert!(!p.covers("key"));
     }

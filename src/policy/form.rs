@@ -203,9 +203,15 @@ impl Signer {
                     form.field("x-amz-security-token", token.expose());
                 }
                 let policy = encode(&form.policy());
-                let key = self.keys.get(creds.secret_access_key.expose(), now, &self.region);
+                let key = self
+                    .keys
+                    .get(creds.secret_access_key.expose(), now, &self.region);
                 let signature = key.sign(policy.as_bytes());
-                finish(form, now, [("policy", policy), ("x-amz-signature", signature)])
+                finish(
+                    form,
+                    now,
+                    [("policy", policy), ("x-amz-signature", signature)],
+                )
             }
             Version::V2 => {
                 if let Some(token) = &creds.session_token {
@@ -217,9 +223,10 @@ impl Signer {
                 // The access key id is exempt from the policy; the tutorial's form lists it
                 // just before the policy.
                 let at = signed.fields.len() - 2;
-                signed
-                    .fields
-                    .insert(at, (Cow::Borrowed("AWSAccessKeyId"), creds.access_key_id.clone()));
+                signed.fields.insert(
+                    at,
+                    (Cow::Borrowed("AWSAccessKeyId"), creds.access_key_id.clone()),
+                );
                 signed
             }
         }
@@ -252,7 +259,10 @@ pub fn is_exempt(field: &str) -> bool {
 
 /// Every non-exempt field is covered by a condition of `policy_json`. Used by tests and by
 /// `signpost check`.
-pub fn all_fields_covered(fields: &[(Cow<'static, str>, String)], policy_json: &[u8]) -> Result<(), String> {
+pub fn all_fields_covered(
+    fields: &[(Cow<'static, str>, String)],
+    policy_json: &[u8],
+) -> Result<(), String> {
     let doc: serde_json::Value = serde_json::from_slice(policy_json).map_err(|e| e.to_string())?;
     let conditions = doc["conditions"].as_array().ok_or("no conditions")?;
     let names: Vec<String> = conditions
@@ -274,4 +284,3 @@ pub fn all_fields_covered(fields: &[(Cow<'static, str>, String)], policy_json: &
     }
     Ok(())
 }
-

@@ -8,7 +8,8 @@ use sha1::Sha1;
 
 pub fn sign(secret: &str, base64_policy: &[u8]) -> String {
     // HMAC accepts keys of any length: `new_from_slice` cannot fail here.
-    let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    let mut mac =
+        Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(base64_policy);
     STANDARD.encode(mac.finalize().into_bytes())
 }

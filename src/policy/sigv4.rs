@@ -105,13 +105,25 @@ mod tests {
     #[test]
     fn the_cache_derives_again_on_a_new_day() {
         let cache = KeyCache::default();
-        let d1 = Utc.with_ymd_and_hms(2015, 12, 29, 23, 59, 59).single().unwrap();
-        let d2 = Utc.with_ymd_and_hms(2015, 12, 30, 0, 0, 0).single().unwrap();
+        let d1 = Utc
+            .with_ymd_and_hms(2015, 12, 29, 23, 59, 59)
+            .single()
+            .unwrap();
+        let d2 = Utc
+            .with_ymd_and_hms(2015, 12, 30, 0, 0, 0)
+            .single()
+            .unwrap();
         let k1 = cache.get("secret", d1, "us-east-1");
-        assert_eq!(k1, SigningKey::derive("secret", "20151229", "us-east-1", "s3"));
+        assert_eq!(
+            k1,
+            SigningKey::derive("secret", "20151229", "us-east-1", "s3")
+        );
         assert_eq!(cache.get("secret", d1, "us-east-1"), k1);
         let k2 = cache.get("secret", d2, "us-east-1");
-        assert_eq!(k2, SigningKey::derive("secret", "20151230", "us-east-1", "s3"));
+        assert_eq!(
+            k2,
+            SigningKey::derive("secret", "20151230", "us-east-1", "s3")
+        );
         assert_ne!(k1, k2);
     }
 

@@ -84,10 +84,12 @@ impl S3Client {
 
     fn map_send_error(&self, e: SendRequestError) -> StoreError {
         match e {
-            SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => StoreError::Timeout {
-                endpoint: self.target.endpoint.clone(),
-                after: self.target.timeout,
-            },
+            SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => {
+                StoreError::Timeout {
+                    endpoint: self.target.endpoint.clone(),
+                    after: self.target.timeout,
+                }
+            }
             SendRequestError::Connect(e) => StoreError::Unreachable {
                 endpoint: self.target.endpoint.clone(),
                 detail: e.to_string(),
@@ -108,7 +110,10 @@ impl S3Client {
 
     /// Run `fut` within the total timeout: awc bounds the wait for headers, this bounds the
     /// whole exchange, body included.
-    async fn bounded<T>(&self, fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    async fn bounded<T>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         match actix_web::rt::time::timeout(self.target.timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(self.timeout_error()),
@@ -117,7 +122,9 @@ impl S3Client {
 
     async fn read_limited(
         &self,
-        resp: &mut awc::ClientResponse<impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin>,
+        resp: &mut awc::ClientResponse<
+            impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+        >,
         max: usize,
     ) -> Result<(Bytes, bool), StoreError> {
         let mut buf = BytesMut::new();
@@ -137,14 +144,29 @@ impl S3Client {
     async fn error_from(
         &self,
         status: StatusCode,
-        resp: &mut awc::ClientResponse<impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin>,
+        resp: &mut awc::ClientResponse<
+            impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+        >,
     ) -> StoreError {
-        let body = self.read_limited(resp, 8192).await.map(|(b, _)| b).unwrap_or_default();
+        let body = self
+            .read_limited(resp, 8192)
+            .await
+            .map(|(b, _)| b)
+            .unwrap_or_default();
         StoreError::from_status(status.as_u16(), &body)
     }
 
-    fn head_from(&self, headers: &awc::http::header::HeaderMap, size: Option<u64>) -> Result<ObjectHead, StoreError> {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    fn head_from(
+        &self,
+        headers: &awc::http::header::HeaderMap,
+        size: Option<u64>,
+    ) -> Result<ObjectHead, StoreError> {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let etag = get("etag").ok_or_else(|| StoreError::BadResponse("no ETag header".into()))?;
         let size = match size {
             Some(s) => s,
@@ -171,9 +193,15 @@ impl S3Client {
     /// HEAD an object. `Ok(None)`: it does not exist.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StoreError> {
-        let url = HeadObject::new(&self.target.bucket, Some(&self.target.credentials), key).sign(REQUEST_URL_TTL);
+        let url = HeadObject::new(&self.target.bucket, Some(&self.target.credentials), key)
+            .sign(REQUEST_URL_TTL);
         self.bounded(async {
-            let mut resp = self.http.head(url.as_str()).send().await.map_err(|e| self.map_send_error(e))?;
+            let mut resp = self
+                .http
+                .head(url.as_str())
+                .send()
+                .await
+                .map_err(|e| self.map_send_error(e))?;
             match resp.status() {
                 StatusCode::NOT_FOUND => Ok(None),
                 s if s.is_success() => self.head_from(resp.headers(), None).map(Some),
@@ -186,7 +214,8 @@ impl S3Client {
     /// The head of an object and its first `max` bytes, in one ranged GET.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn probe(&self, key: &str, max: usize) -> Result<Option<ObjectProbe>, StoreError> {
-        let url = GetObject::new(&self.target.bucket, Some(&self.target.credentials), key).sign(REQUEST_URL_TTL);
+        let url = GetObject::new(&self.target.bucket, Some(&self.target.credentials), key)
+            .sign(REQUEST_URL_TTL);
         self.bounded(async {
             let mut resp = self
                 .http
@@ -199,11 +228,13 @@ impl S3Client {
             match status {
                 StatusCode::NOT_FOUND => Ok(None),
                 // An empty object cannot be ranged.
-                StatusCode::RANGE_NOT_SATISFIABLE => Ok(self.head(key).await?.map(|head| ObjectProbe {
-                    head,
-                    bytes: Bytes::new(),
-                    complete: true,
-                })),
+                StatusCode::RANGE_NOT_SATISFIABLE => {
+                    Ok(self.head(key).await?.map(|head| ObjectProbe {
+                        head,
+                        bytes: Bytes::new(),
+                        complete: true,
+                    }))
+                }
                 StatusCode::PARTIAL_CONTENT | StatusCode::OK => {
                     let total = if status == StatusCode::PARTIAL_CONTENT {
                         let range = resp
@@ -212,7 +243,11 @@ impl S3Client {
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.rsplit_once('/'))
                             .and_then(|(_, total)| total.parse::<u64>().ok())
-                            .ok_or_else(|| StoreError::BadResponse("a 206 without a valid Content-Range".into()))?;
+                            .ok_or_else(|| {
+                                StoreError::BadResponse(
+                                    "a 206 without a valid Content-Range".into(),
+                                )
+                            })?;
                         Some(range)
                     } else {
                         None
@@ -220,7 +255,11 @@ impl S3Client {
                     let head = self.head_from(resp.headers(), total)?;
                     let (bytes, _) = self.read_limited(&mut resp, max).await?;
                     let complete = bytes.len() as u64 >= head.size;
-                    Ok(Some(ObjectProbe { head, bytes, complete }))
+                    Ok(Some(ObjectProbe {
+                        head,
+                        bytes,
+                        complete,
+                    }))
                 }
                 s => Err(self.error_from(s, &mut resp).await),
             }
@@ -230,9 +269,15 @@ impl S3Client {
 
     /// Read a whole (small) object. `Ok(None)`: it does not exist.
     pub async fn get(&self, key: &str, max: usize) -> Result<Option<Bytes>, StoreError> {
-        let url = GetObject::new(&self.target.bucket, Some(&self.target.credentials), key).sign(REQUEST_URL_TTL);
+        let url = GetObject::new(&self.target.bucket, Some(&self.target.credentials), key)
+            .sign(REQUEST_URL_TTL);
         self.bounded(async {
-            let mut resp = self.http.get(url.as_str()).send().await.map_err(|e| self.map_send_error(e))?;
+            let mut resp = self
+                .http
+                .get(url.as_str())
+                .send()
+                .await
+                .map_err(|e| self.map_send_error(e))?;
             match resp.status() {
                 StatusCode::NOT_FOUND => Ok(None),
                 s if s.is_success() => {
@@ -240,7 +285,9 @@ impl S3Client {
                     if complete {
                         Ok(Some(bytes))
                     } else {
-                        Err(StoreError::BadResponse(format!("object {key} is larger than {max} bytes")))
+                        Err(StoreError::BadResponse(format!(
+                            "object {key} is larger than {max} bytes"
+                        )))
                     }
                 }
                 s => Err(self.error_from(s, &mut resp).await),
@@ -251,7 +298,12 @@ impl S3Client {
 
     /// List keys under `prefix`, in key order, after `start_after`.
     #[tracing::instrument(level = "debug", skip(self))]
-    pub async fn list(&self, prefix: &str, start_after: Option<&str>, max_keys: usize) -> Result<Listing, StoreError> {
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max_keys: usize,
+    ) -> Result<Listing, StoreError> {
         let mut action = ListObjectsV2::new(&self.target.bucket, Some(&self.target.credentials));
         action.with_prefix(prefix);
         action.with_max_keys(max_keys);
@@ -260,7 +312,12 @@ impl S3Client {
         }
         let url = action.sign(REQUEST_URL_TTL);
         self.bounded(async {
-            let mut resp = self.http.get(url.as_str()).send().await.map_err(|e| self.map_send_error(e))?;
+            let mut resp = self
+                .http
+                .get(url.as_str())
+                .send()
+                .await
+                .map_err(|e| self.map_send_error(e))?;
             let status = resp.status();
             if !status.is_success() {
                 return Err(self.error_from(status, &mut resp).await);
@@ -269,9 +326,11 @@ impl S3Client {
             if !complete {
                 return Err(StoreError::BadResponse("listing larger than 4 MiB".into()));
             }
-            let text = std::str::from_utf8(&body).map_err(|_| StoreError::BadResponse("listing is not UTF-8".into()))?;
-            let parsed = ListObjectsV2::parse_response(text)
-                .map_err(|e| StoreError::BadResponse(format!("listing is not ListObjectsV2 XML: {e}")))?;
+            let text = std::str::from_utf8(&body)
+                .map_err(|_| StoreError::BadResponse("listing is not UTF-8".into()))?;
+            let parsed = ListObjectsV2::parse_response(text).map_err(|e| {
+                StoreError::BadResponse(format!("listing is not ListObjectsV2 XML: {e}"))
+            })?;
             let truncated = parsed.next_continuation_token.is_some();
             let objects = parsed
                 .contents
@@ -291,9 +350,15 @@ impl S3Client {
     /// Delete an object (absent objects are fine).
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let url = DeleteObject::new(&self.target.bucket, Some(&self.target.credentials), key).sign(REQUEST_URL_TTL);
+        let url = DeleteObject::new(&self.target.bucket, Some(&self.target.credentials), key)
+            .sign(REQUEST_URL_TTL);
         self.bounded(async {
-            let mut resp = self.http.delete(url.as_str()).send().await.map_err(|e| self.map_send_error(e))?;
+            let mut resp = self
+                .http
+                .delete(url.as_str())
+                .send()
+                .await
+                .map_err(|e| self.map_send_error(e))?;
             match resp.status() {
                 s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
                 s => Err(self.error_from(s, &mut resp).await),
@@ -304,7 +369,8 @@ impl S3Client {
 
     /// Write a small object (the shared notification checkpoint).
     pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
-        let url = PutObject::new(&self.target.bucket, Some(&self.target.credentials), key).sign(REQUEST_URL_TTL);
+        let url = PutObject::new(&self.target.bucket, Some(&self.target.credentials), key)
+            .sign(REQUEST_URL_TTL);
         self.bounded(async {
             let mut resp = self
                 .http
@@ -341,7 +407,10 @@ impl S3Client {
             for (k, v) in headers {
                 req = req.insert_header((*k, v.as_str()));
             }
-            let mut resp = req.send_body(body).await.map_err(|e| self.map_send_error(e))?;
+            let mut resp = req
+                .send_body(body)
+                .await
+                .map_err(|e| self.map_send_error(e))?;
             let (bytes, _) = self.read_limited(&mut resp, 64 * 1024).await?;
             Ok((resp.status(), resp.headers().clone(), bytes))
         })
@@ -352,10 +421,13 @@ impl S3Client {
 pub fn presigned_get(target: &StoreTarget, key: &str, response_content_type: Option<&str>) -> Url {
     const STEP: i64 = 300;
     let now = jiff::Timestamp::now().as_second();
-    let at = jiff::Timestamp::from_second(now - now.rem_euclid(STEP)).unwrap_or_else(|_| jiff::Timestamp::now());
+    let at = jiff::Timestamp::from_second(now - now.rem_euclid(STEP))
+        .unwrap_or_else(|_| jiff::Timestamp::now());
     let mut action = GetObject::new(&target.bucket, Some(&target.credentials), key);
     if let Some(ct) = response_content_type {
-        action.query_mut().insert("response-content-type", ct.to_owned());
+        action
+            .query_mut()
+            .insert("response-content-type", ct.to_owned());
     }
     action.sign_with_time(Duration::from_secs(900), &at)
 }

@@ -39,7 +39,9 @@ pub struct EmbeddedOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
-    #[error("cannot listen on {addr} for the embedded store: {source} (set --embedded-s3-bind to a free address)")]
+    #[error(
+        "cannot listen on {addr} for the embedded store: {source} (set --embedded-s3-bind to a free address)"
+    )]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot prepare the embedded store's data under {}: {source}", .path.display())]
     Data { path: PathBuf, source: io::Error },
@@ -47,7 +49,8 @@ pub enum EmbeddedError {
     Start(String),
 }
 
-/// A running embedded store. Dropping it does not stop it; call [`EmbeddedStore::stop`].
+/// A running embedded store. Dropping it asks it to stop; [`EmbeddedStore::stop`] also
+/// waits until it has.
 pub struct EmbeddedStore {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
@@ -56,7 +59,9 @@ pub struct EmbeddedStore {
 
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedStore").field("addr", &self.addr).finish()
+        f.debug_struct("EmbeddedStore")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -81,7 +86,10 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
 /// first start and written there with mode 0600.
 pub fn load_or_create_credentials(data_dir: &Path) -> Result<Credentials, EmbeddedError> {
     let path = data_dir.join("credentials.json");
-    let data_err = |source| EmbeddedError::Data { path: path.clone(), source };
+    let data_err = |source| EmbeddedError::Data {
+        path: path.clone(),
+        source,
+    };
     fs::create_dir_all(data_dir).map_err(|source| EmbeddedError::Data {
         path: data_dir.to_owned(),
         source,
@@ -100,7 +108,10 @@ pub fn load_or_create_credentials(data_dir: &Path) -> Result<Credentials, Embedd
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let stored = StoredCredentials {
-                access_key_id: format!("SP{}", random_string(18, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")),
+                access_key_id: format!(
+                    "SP{}",
+                    random_string(18, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+                ),
                 secret_access_key: random_string(
                     40,
                     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
@@ -114,7 +125,9 @@ pub fn load_or_create_credentials(data_dir: &Path) -> Result<Credentials, Embedd
                 .mode(0o600)
                 .open(&path)
                 .map_err(data_err)?;
-            file.write_all(&json).and_then(|()| file.sync_all()).map_err(data_err)?;
+            file.write_all(&json)
+                .and_then(|()| file.sync_all())
+                .map_err(data_err)?;
             Ok(Credentials {
                 access_key_id: stored.access_key_id,
                 secret_access_key: Secret::new(stored.secret_access_key),
@@ -135,15 +148,25 @@ impl EmbeddedStore {
             path: bucket_dir.clone(),
             source,
         })?;
-        let listener = StdListener::bind(opts.bind).map_err(|source| EmbeddedError::Bind { addr: opts.bind, source })?;
+        let listener = StdListener::bind(opts.bind).map_err(|source| EmbeddedError::Bind {
+            addr: opts.bind,
+            source,
+        })?;
         listener
             .set_nonblocking(true)
-            .map_err(|source| EmbeddedError::Bind { addr: opts.bind, source })?;
+            .map_err(|source| EmbeddedError::Bind {
+                addr: opts.bind,
+                source,
+            })?;
         let addr = listener
             .local_addr()
-            .map_err(|source| EmbeddedError::Bind { addr: opts.bind, source })?;
+            .map_err(|source| EmbeddedError::Bind {
+                addr: opts.bind,
+                source,
+            })?;
 
-        let fs = s3s_fs::FileSystem::new(&root).map_err(|e| EmbeddedError::Start(format!("{e:?}")))?;
+        let fs =
+            s3s_fs::FileSystem::new(&root).map_err(|e| EmbeddedError::Start(format!("{e:?}")))?;
         let service = {
             let mut b = S3ServiceBuilder::new(fs);
             b.set_auth(SimpleAuth::from_single(
@@ -208,13 +231,24 @@ impl EmbeddedStore {
     }
 }
 
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
 /// `http://ADDR` for an address (IPv6 in brackets).
 pub fn endpoint_url(addr: SocketAddr) -> Url {
     // A socket address always makes a valid http URL.
     Url::parse(&format!("http://{addr}")).expect("a socket address is a valid URL host")
 }
 
-async fn serve(listener: StdListener, service: S3Service, cors: Arc<Cors>, stop: &mut watch::Receiver<bool>) {
+async fn serve(
+    listener: StdListener,
+    service: S3Service,
+    cors: Arc<Cors>,
+    stop: &mut watch::Receiver<bool>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -243,7 +277,9 @@ async fn serve(listener: StdListener, service: S3Service, cors: Arc<Cors>, stop:
             let cors = cors.clone();
             async move { cors.handle(req, &service).await }
         });
-        let conn = http.serve_connection(TokioIo::new(socket), svc).into_owned();
+        let conn = http
+            .serve_connection(TokioIo::new(socket), svc)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
@@ -268,13 +304,21 @@ const EXPOSED_HEADERS: &str = "ETag, Location, x-amz-request-id";
 
 impl Cors {
     fn allows(&self, origin: &HeaderValue) -> bool {
-        self.origin.as_deref().is_some_and(|o| origin.as_bytes() == o.as_bytes())
+        self.origin
+            .as_deref()
+            .is_some_and(|o| origin.as_bytes() == o.as_bytes())
     }
 
-    async fn handle(&self, req: Request<Incoming>, service: &S3Service) -> Result<Response<s3s::Body>, s3s::HttpError> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        service: &S3Service,
+    ) -> Result<Response<s3s::Body>, s3s::HttpError> {
         let origin = req.headers().get(http::header::ORIGIN).cloned();
         let is_preflight = req.method() == Method::OPTIONS
-            && req.headers().contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD);
+            && req
+                .headers()
+                .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD);
         if is_preflight {
             return Ok(self.preflight(&req, origin.as_ref()));
         }
@@ -291,7 +335,11 @@ impl Cors {
         Ok(resp)
     }
 
-    fn preflight(&self, req: &Request<Incoming>, origin: Option<&HeaderValue>) -> Response<s3s::Body> {
+    fn preflight(
+        &self,
+        req: &Request<Incoming>,
+        origin: Option<&HeaderValue>,
+    ) -> Response<s3s::Body> {
         let method_ok = req
             .headers()
             .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
@@ -308,14 +356,20 @@ impl Cors {
                     http::header::ACCESS_CONTROL_ALLOW_METHODS,
                     HeaderValue::from_static(ALLOWED_METHODS),
                 );
-                if let Some(asked) = req.headers().get(http::header::ACCESS_CONTROL_REQUEST_HEADERS) {
+                if let Some(asked) = req
+                    .headers()
+                    .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+                {
                     h.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
                 }
                 h.insert(
                     http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
                     HeaderValue::from_static(EXPOSED_HEADERS),
                 );
-                h.insert(http::header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+                h.insert(
+                    http::header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static("600"),
+                );
             }
             _ => {
                 // No Access-Control-Allow-Origin: the browser refuses the request.

@@ -2,22 +2,34 @@ use std::time::Duration;
 
 /// What went wrong talking to the store. Messages name the endpoint, never a URL with a
 /// signature or token in it.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("the storage service at {endpoint} is unreachable ({detail})")]
     Unreachable { endpoint: String, detail: String },
     #[error("the storage service at {endpoint} did not answer within {} ms", .after.as_millis())]
     Timeout { endpoint: String, after: Duration },
     #[error("the storage service refused the request: {status} {code}{}", message_suffix(.message))]
-    Refused { status: u16, code: String, message: String },
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("the storage service failed: {status} {code}{}", message_suffix(.message))]
-    Failed { status: u16, code: String, message: String },
+    Failed {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("the storage service sent an answer signpost cannot read ({0})")]
     BadResponse(String),
 }
 
 fn message_suffix(m: &str) -> String {
-    if m.is_empty() { String::new() } else { format!(": {m}") }
+    if m.is_empty() {
+        String::new()
+    } else {
+        format!(": {m}")
+    }
 }
 
 impl StoreError {
@@ -53,11 +65,23 @@ impl StoreError {
         };
         let code = tag("Code");
         let message = tag("Message");
-        let code = if code.is_empty() { "UnknownError".to_owned() } else { code };
-        if status >= 500 {
-            Self::Failed { status, code, message }
+        let code = if code.is_empty() {
+            "UnknownError".to_owned()
         } else {
-            Self::Refused { status, code, message }
+            code
+        };
+        if status >= 500 {
+            Self::Failed {
+                status,
+                code,
+                message,
+            }
+        } else {
+            Self::Refused {
+                status,
+                code,
+                message,
+            }
         }
     }
 }

@@ -2,11 +2,15 @@
 //! embedded s3s-fs store.
 
 mod client;
+mod confirm;
 pub mod embedded;
 mod error;
 pub mod multipart;
 mod target;
 
-pub use client::{ListedObject, Listing, ObjectHead, ObjectProbe, S3Client, presigned_get, strip_quotes};
+pub use client::{
+    ListedObject, Listing, ObjectHead, ObjectProbe, S3Client, presigned_get, strip_quotes,
+};
+pub use confirm::{ConfirmError, Confirmed, OnLie, PROBE_BYTES, confirm, parse_key, valid_etag};
 pub use error::StoreError;
 pub use target::StoreTarget;

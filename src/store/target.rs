@@ -21,13 +21,21 @@ pub struct StoreTarget {
 impl StoreTarget {
     /// `endpoint`: the resolved endpoint (the embedded store's bound address, a custom
     /// endpoint, or `None` for AWS).
-    pub fn new(settings: &Settings, endpoint: Option<&Url>, credentials: &Credentials) -> Result<Self, String> {
+    pub fn new(
+        settings: &Settings,
+        endpoint: Option<&Url>,
+        credentials: &Credentials,
+    ) -> Result<Self, String> {
         let (url, style) = match (&settings.store, endpoint) {
             (StoreSettings::Aws, _) => {
                 let url = Url::parse(&format!("https://s3.{}.amazonaws.com", settings.region))
                     .map_err(|e| format!("bad region for an AWS URL: {e}"))?;
                 // Dotted names break TLS on virtual hosts: they go path-style.
-                let style = if settings.bucket.contains('.') { UrlStyle::Path } else { UrlStyle::VirtualHost };
+                let style = if settings.bucket.contains('.') {
+                    UrlStyle::Path
+                } else {
+                    UrlStyle::VirtualHost
+                };
                 (url, style)
             }
             (_, Some(url)) => (url.clone(), UrlStyle::Path),
@@ -42,7 +50,10 @@ impl StoreTarget {
                 credentials.secret_access_key.expose(),
                 token.expose(),
             ),
-            None => S3Credentials::new(credentials.access_key_id.clone(), credentials.secret_access_key.expose()),
+            None => S3Credentials::new(
+                credentials.access_key_id.clone(),
+                credentials.secret_access_key.expose(),
+            ),
         };
         Ok(Self {
             bucket,

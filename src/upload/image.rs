@@ -51,7 +51,9 @@ impl ImageType {
     /// Parse an exact MIME type (case-insensitive, parameters not allowed).
     pub fn from_mime(mime: &str) -> Option<Self> {
         let mime = mime.trim();
-        Self::ALL.into_iter().find(|t| t.mime().eq_ignore_ascii_case(mime))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.mime().eq_ignore_ascii_case(mime))
     }
 
     /// What the first bytes of a file say it is.
@@ -95,10 +97,15 @@ impl fmt::Display for Dimensions {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    #[error("the file is not an image signpost accepts (its first bytes match no JPEG, PNG, GIF, WebP or AVIF header)")]
+    #[error(
+        "the file is not an image signpost accepts (its first bytes match no JPEG, PNG, GIF, WebP or AVIF header)"
+    )]
     NotAnImage,
-    #[error("the file is a {actual} image but was stored as {declared}")]
-    WrongType { declared: ImageType, actual: ImageType },
+    #[error("the file is a {} image but was stored as {declared}", .actual.label())]
+    WrongType {
+        declared: ImageType,
+        actual: ImageType,
+    },
     /// The header was cut short: more bytes are needed to read the dimensions.
     #[error("the image header is incomplete")]
     Truncated,
@@ -145,11 +152,23 @@ mod tests {
     #[test]
     fn a_png_header_gives_its_size_and_a_lie_is_caught() {
         let png = crate::testdata::png(3, 2);
-        assert_eq!(verify(&png, ImageType::Png, true), Ok(Dimensions { width: 3, height: 2 }));
+        assert_eq!(
+            verify(&png, ImageType::Png, true),
+            Ok(Dimensions {
+                width: 3,
+                height: 2
+            })
+        );
         assert_eq!(
             verify(&png, ImageType::Jpeg, true),
-            Err(VerifyError::WrongType { declared: ImageType::Jpeg, actual: ImageType::Png })
+            Err(VerifyError::WrongType {
+                declared: ImageType::Jpeg,
+                actual: ImageType::Png
+            })
         );
-        assert_eq!(verify(b"<svg onload=alert(1)>", ImageType::Png, true), Err(VerifyError::NotAnImage));
+        assert_eq!(
+            verify(b"<svg onload=alert(1)>", ImageType::Png, true),
+            Err(VerifyError::NotAnImage)
+        );
     }
 }

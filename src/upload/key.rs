@@ -41,7 +41,10 @@ impl KeyPrefix {
                 "the key prefix may only contain letters, digits, `.`, `-`, `_` and `/` (found {c:?})"
             ));
         }
-        if s[..s.len() - 1].split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        if s[..s.len() - 1]
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        {
             return Err("the key prefix must not contain empty, `.` or `..` segments".into());
         }
         Ok(Self(s.to_owned()))
@@ -70,7 +73,9 @@ pub struct UploadId(Uuid);
 impl UploadId {
     /// A time-ordered id: inverted milliseconds, then 74 random bits.
     pub fn new(at: DateTime<Utc>, random: [u8; 10]) -> Self {
-        let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0).min(MAX_MILLIS);
+        let millis = u64::try_from(at.timestamp_millis())
+            .unwrap_or(0)
+            .min(MAX_MILLIS);
         let inverted = MAX_MILLIS - millis;
         let mut b = [0u8; 16];
         b[..6].copy_from_slice(&inverted.to_be_bytes()[2..]);
@@ -99,7 +104,8 @@ impl UploadId {
         let mut be = [0u8; 8];
         be[2..].copy_from_slice(&b[..6]);
         let millis = MAX_MILLIS - u64::from_be_bytes(be);
-        Utc.timestamp_millis_opt(i64::try_from(millis).ok()?).single()
+        Utc.timestamp_millis_opt(i64::try_from(millis).ok()?)
+            .single()
     }
 }
 
@@ -328,9 +334,15 @@ mod tests {
         let png = ImageType::Png;
         assert_eq!(safe_file_name("Mein Foto (1).PNG", png), "Mein-Foto-1.png");
         assert_eq!(safe_file_name("../../etc/passwd", png), "passwd.png");
-        assert_eq!(safe_file_name("C:\\Users\\me\\Crème brûlée.png", png), "Creme-brulee.png");
+        assert_eq!(
+            safe_file_name("C:\\Users\\me\\Crème brûlée.png", png),
+            "Creme-brulee.png"
+        );
         assert_eq!(safe_file_name("<b>alert(1)<b>.png", png), "b-alert-1-b.png");
-        assert_eq!(safe_file_name("<script>alert(1)</script>.png", png), "script.png");
+        assert_eq!(
+            safe_file_name("<script>alert(1)</script>.png", png),
+            "script.png"
+        );
         assert_eq!(safe_file_name(".htaccess", png), "htaccess.png");
         assert_eq!(safe_file_name("写真.png", png), "image.png");
         assert_eq!(safe_file_name("a..b.jpeg", ImageType::Jpeg), "a.b.jpeg");
@@ -370,11 +382,21 @@ mod tests {
 
     #[test]
     fn metadata_round_trips_and_is_header_safe() {
-        for v in ["plain.png", "Crème brûlée.png", " spaced ", "=?UTF-8?B?x?=", "tab\there", "写真.png"] {
+        for v in [
+            "plain.png",
+            "Crème brûlée.png",
+            " spaced ",
+            "=?UTF-8?B?x?=",
+            "tab\there",
+            "写真.png",
+        ] {
             let e = encode_metadata(v);
             assert!(e.bytes().all(|b| (0x20..0x7f).contains(&b)), "{e}");
             assert_eq!(decode_metadata(&e), v);
         }
-        assert_eq!(decode_metadata("=?UTF-8?Q?Cr=C3=A8me_br=C3=BBl=C3=A9e?="), "Crème brûlée");
+        assert_eq!(
+            decode_metadata("=?UTF-8?Q?Cr=C3=A8me_br=C3=BBl=C3=A9e?="),
+            "Crème brûlée"
+        );
     }
 }

@@ -13,4 +13,4 @@ pub use key::{
     safe_file_name,
 };
 pub use presign::{Clock, Completion, Presigner, SignedUpload};
-pub use request::{Limits, UploadRequest, ValidUpload, ValidationError};
+pub use request::{Limits, UploadRequest, ValidUpload, ValidationError, human_bytes};

@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{ImageType, KeyPrefix, Limits, ObjectKey, UploadId, ValidUpload, encode_metadata, safe_file_name};
+use super::{
+    ImageType, KeyPrefix, Limits, ObjectKey, UploadId, ValidUpload, encode_metadata, safe_file_name,
+};
 use crate::policy::{PostForm, Signer};
 
 /// How long S3 stores (and s3s accepts) a SigV4 form after its `x-amz-date`.
@@ -103,7 +105,9 @@ impl Presigner {
 
     fn complete(&self, form: &mut PostForm, completion: Completion) {
         match completion {
-            Completion::Redirect => form.field("success_action_redirect", self.redirect_url.as_str()),
+            Completion::Redirect => {
+                form.field("success_action_redirect", self.redirect_url.as_str())
+            }
             Completion::Created => form.field("success_action_status", "201"),
         };
     }
@@ -123,9 +127,17 @@ impl Presigner {
 
     /// Sign an upload of this validated file. The key is the server's:
     /// `PREFIX + id + "/" + safe name`.
-    pub fn presign(&self, upload: &ValidUpload, completion: Completion, clock: Clock) -> SignedUpload {
+    pub fn presign(
+        &self,
+        upload: &ValidUpload,
+        completion: Completion,
+        clock: Clock,
+    ) -> SignedUpload {
         let now = clock.now();
-        let seed = format!("{}\0{}\0{:?}", upload.original_name, upload.image_type, upload.size);
+        let seed = format!(
+            "{}\0{}\0{:?}",
+            upload.original_name, upload.image_type, upload.size
+        );
         let id = clock.upload_id(now, seed.as_bytes());
         self.presign_with(upload, completion, now, id)
     }
@@ -142,7 +154,10 @@ impl Presigner {
         let mut form = self.base_form(now, &key);
         form.field("Content-Type", upload.image_type.mime());
         self.complete(&mut form, completion);
-        form.field("x-amz-meta-filename", encode_metadata(&upload.original_name));
+        form.field(
+            "x-amz-meta-filename",
+            encode_metadata(&upload.original_name),
+        );
         if let Some((w, h)) = upload.dimensions {
             form.field("x-amz-meta-width", w.to_string());
             form.field("x-amz-meta-height", h.to_string());
@@ -157,16 +172,29 @@ impl Presigner {
     pub fn initial(&self, clock: Clock) -> SignedUpload {
         let now = clock.now();
         let id = clock.upload_id(now, b"initial");
-        let default = self.limits.allowed.first().copied().unwrap_or(ImageType::Jpeg);
+        let default = self
+            .limits
+            .allowed
+            .first()
+            .copied()
+            .unwrap_or(ImageType::Jpeg);
         let name = format!("upload.{}", default.extensions()[0]);
         // Without JavaScript the extension cannot follow the type: keep a neutral name.
-        let name = if self.limits.allowed.len() == 1 { name } else { "upload".to_owned() };
+        let name = if self.limits.allowed.len() == 1 {
+            name
+        } else {
+            "upload".to_owned()
+        };
         let key = ObjectKey::new(&self.prefix, id, &name).as_str().to_owned();
         let mut form = self.base_form(now, &key);
         if self.limits.allowed.len() == 1 {
             form.field("Content-Type", default.mime());
         } else {
-            form.field_starting_with("Content-Type", default.mime(), common_prefix(&self.limits.allowed));
+            form.field_starting_with(
+                "Content-Type",
+                default.mime(),
+                common_prefix(&self.limits.allowed),
+            );
         }
         self.complete(&mut form, Completion::Redirect);
         self.seal(form, key, now)
@@ -175,7 +203,11 @@ impl Presigner {
 
 /// The longest prefix all allowed MIME types share (`image/` for more than one).
 fn common_prefix(types: &[ImageType]) -> String {
-    let mut prefix = types.first().map(|t| t.mime()).unwrap_or("image/").to_owned();
+    let mut prefix = types
+        .first()
+        .map(|t| t.mime())
+        .unwrap_or("image/")
+        .to_owned();
     for t in types {
         while !t.mime().starts_with(&prefix) {
             prefix.pop();
@@ -232,9 +264,18 @@ mod tests {
     #[test]
     fn resigning_happens_before_expiry_and_skew() {
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap();
-        assert_eq!(resign_at(now, now + chrono::Duration::minutes(10)), now + chrono::Duration::minutes(9));
-        assert_eq!(resign_at(now, now + chrono::Duration::hours(1)), now + chrono::Duration::minutes(14));
-        assert_eq!(resign_at(now, now + chrono::Duration::seconds(40)), now + chrono::Duration::seconds(30));
+        assert_eq!(
+            resign_at(now, now + chrono::Duration::minutes(10)),
+            now + chrono::Duration::minutes(9)
+        );
+        assert_eq!(
+            resign_at(now, now + chrono::Duration::hours(1)),
+            now + chrono::Duration::minutes(14)
+        );
+        assert_eq!(
+            resign_at(now, now + chrono::Duration::seconds(40)),
+            now + chrono::Duration::seconds(30)
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl Limits {
 pub fn human_bytes(n: u64) -> String {
     const KIB: u64 = 1024;
     const MIB: u64 = 1024 * 1024;
-    if n >= MIB && n % (MIB / 10) == 0 || n >= 10 * MIB {
+    if n >= MIB {
         format_unit(n, MIB, "MiB")
     } else if n >= KIB {
         format_unit(n, KIB, "KiB")
@@ -89,7 +89,9 @@ pub struct ValidUpload {
 pub enum ValidationError {
     #[error("Choose a file: the request has no file name.")]
     FilenameMissing,
-    #[error("The file name is longer than {MAX_FILENAME_BYTES} bytes; rename the file and try again.")]
+    #[error(
+        "The file name is longer than {MAX_FILENAME_BYTES} bytes; rename the file and try again."
+    )]
     FilenameTooLong,
     #[error("The file name contains control characters; rename the file and try again.")]
     FilenameInvalid,
@@ -103,7 +105,9 @@ pub enum ValidationError {
     FileEmpty { max: String },
     #[error("The file is {size}, larger than the {max} limit; choose a smaller image.")]
     FileTooLarge { size: String, max: String },
-    #[error("Width and height must be given together, each a whole number from 1 to {MAX_DIMENSION}.")]
+    #[error(
+        "Width and height must be given together, each a whole number from 1 to {MAX_DIMENSION}."
+    )]
     DimensionsInvalid,
 }
 
@@ -126,7 +130,11 @@ impl ValidationError {
 impl UploadRequest {
     /// Validate against `limits`. `require_size`: the page and the API always know the size;
     /// the CLI may not (the policy's length range still bounds the upload).
-    pub fn validate(&self, limits: &Limits, require_size: bool) -> Result<ValidUpload, ValidationError> {
+    pub fn validate(
+        &self,
+        limits: &Limits,
+        require_size: bool,
+    ) -> Result<ValidUpload, ValidationError> {
         let name = self.filename.as_deref().map(str::trim).unwrap_or_default();
         if name.is_empty() {
             return Err(ValidationError::FilenameMissing);
@@ -139,7 +147,11 @@ impl UploadRequest {
         }
 
         let allowed = || limits.allowed_labels();
-        let given = self.content_type.as_deref().map(str::trim).unwrap_or_default();
+        let given = self
+            .content_type
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or_default();
         if given.is_empty() {
             return Err(ValidationError::ContentTypeMissing { allowed: allowed() });
         }
@@ -165,7 +177,9 @@ impl UploadRequest {
 
         let dimensions = match (self.width, self.height) {
             (None, None) => None,
-            (Some(w), Some(h)) if (1..=MAX_DIMENSION).contains(&w) && (1..=MAX_DIMENSION).contains(&h) => {
+            (Some(w), Some(h))
+                if (1..=MAX_DIMENSION).contains(&w) && (1..=MAX_DIMENSION).contains(&h) =>
+            {
                 Some((w, h))
             }
             _ => return Err(ValidationError::DimensionsInvalid),
@@ -182,11 +196,7 @@ impl UploadRequest {
 
 /// A short, printable description of an untrusted content type for an error message.
 fn describe_type(given: &str) -> String {
-    let shown: String = given
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(60)
-        .collect();
+    let shown: String = given.chars().filter(|c| !c.is_control()).take(60).collect();
     if given.eq_ignore_ascii_case("image/svg+xml") {
         "SVG (image/svg+xml)".to_owned()
     } else {
@@ -216,7 +226,9 @@ mod tests {
 
     #[test]
     fn accepts_a_plain_image() {
-        let ok = req("cat.png", "image/png", 10).validate(&limits(), true).unwrap();
+        let ok = req("cat.png", "image/png", 10)
+            .validate(&limits(), true)
+            .unwrap();
         assert_eq!(ok.image_type, ImageType::Png);
     }
 
@@ -225,12 +237,21 @@ mod tests {
         let l = limits();
         let code = |r: UploadRequest| r.validate(&l, true).unwrap_err().code();
         assert_eq!(code(req("", "image/png", 1)), "filename_missing");
-        assert_eq!(code(req(&"a".repeat(300), "image/png", 1)), "filename_too_long");
+        assert_eq!(
+            code(req(&"a".repeat(300), "image/png", 1)),
+            "filename_too_long"
+        );
         assert_eq!(code(req("a\0b.png", "image/png", 1)), "filename_invalid");
         assert_eq!(code(req("a.png", "", 1)), "content_type_missing");
-        assert_eq!(code(req("a.svg", "image/svg+xml", 1)), "content_type_not_allowed");
+        assert_eq!(
+            code(req("a.svg", "image/svg+xml", 1)),
+            "content_type_not_allowed"
+        );
         assert_eq!(code(req("a.png", "image/png", 0)), "file_empty");
-        assert_eq!(code(req("a.png", "image/png", 10 * 1024 * 1024 + 1)), "file_too_large");
+        assert_eq!(
+            code(req("a.png", "image/png", 10 * 1024 * 1024 + 1)),
+            "file_too_large"
+        );
         let mut r = req("a.png", "image/png", 1);
         r.size = None;
         assert_eq!(code(r.clone()), "size_missing");
@@ -244,13 +265,20 @@ mod tests {
 
     #[test]
     fn messages_say_what_is_allowed() {
-        let e = req("a.svg", "image/svg+xml", 1).validate(&limits(), true).unwrap_err();
+        let e = req("a.svg", "image/svg+xml", 1)
+            .validate(&limits(), true)
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "SVG (image/svg+xml) is not accepted; choose a JPEG, PNG, GIF, WebP or AVIF image."
         );
-        let e = req("a.png", "image/png", 20 * 1024 * 1024).validate(&limits(), true).unwrap_err();
-        assert_eq!(e.to_string(), "The file is 20 MiB, larger than the 10 MiB limit; choose a smaller image.");
+        let e = req("a.png", "image/png", 20 * 1024 * 1024)
+            .validate(&limits(), true)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The file is 20 MiB, larger than the 10 MiB limit; choose a smaller image."
+        );
     }
 
     #[test]

@@ -1,0 +1,175 @@
+//! The JSON API for upload widgets: `POST /api/presign` (the fields Uppy's `@uppy/aws-s3`
+//! takes from `getUploadParameters`, and boto3's `generate_presigned_post` shape) and
+//! `POST /api/uploads/confirm`.
+
+use std::borrow::Cow;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::SecondsFormat;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::error::{ApiError, Problem};
+use super::uploaded::confirm_request;
+use super::{State, check_rate, no_store};
+use crate::store::S3Client;
+use crate::upload::{Completion, SignedUpload, UploadRequest};
+
+/// Largest JSON body accepted.
+pub const MAX_JSON_BYTES: usize = 16 * 1024;
+
+/// The form fields as a JSON object, in form order.
+pub struct Fields<'a>(&'a [(Cow<'static, str>, String)]);
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k.as_ref(), v)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+pub struct PresignResponse<'a> {
+    pub method: &'static str,
+    pub url: &'a str,
+    pub fields: Fields<'a>,
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    pub key: &'a str,
+    pub expires_at: String,
+}
+
+impl<'a> PresignResponse<'a> {
+    pub fn new(s: &'a SignedUpload) -> Self {
+        Self {
+            method: "POST",
+            url: &s.url,
+            fields: Fields(&s.fields),
+            headers: serde_json::Map::new(),
+            key: &s.key,
+            expires_at: s.expires_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        }
+    }
+}
+
+/// The one JSON rendering of a signed upload: the API and `signpost presign` both print it.
+pub fn presign_json(s: &SignedUpload) -> String {
+    // Strings and maps serialise infallibly.
+    serde_json::to_string(&PresignResponse::new(s)).expect("JSON serialisation into memory")
+}
+
+/// Map actix's JSON extractor errors to the API's codes.
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let problem = match &err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("The request body is larger than {MAX_JSON_BYTES} bytes."),
+            )
+        }
+        JsonPayloadError::ContentType => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the request as JSON, with Content-Type: application/json.",
+        ),
+        JsonPayloadError::Deserialize(e) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "json_invalid",
+            format!(
+                "The request body is not the JSON this endpoint takes: {}",
+                bounded(&e.to_string())
+            ),
+        ),
+        JsonPayloadError::Serialize(_) | JsonPayloadError::Payload(_) => {
+            Problem::bad_request("body_unreadable", "The request body could not be read.")
+        }
+        _ => Problem::bad_request("body_unreadable", "The request body could not be read."),
+    };
+    ApiError(problem).into()
+}
+
+fn bounded(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+#[tracing::instrument(name = "api_presign", skip_all)]
+pub async fn presign(
+    req: HttpRequest,
+    state: web::Data<State>,
+    body: web::Json<UploadRequest>,
+) -> Result<HttpResponse, ApiError> {
+    check_rate(&state, &req)?;
+    let valid = body
+        .validate(&state.presigner.limits, true)
+        .map_err(ApiError::validation)?;
+    let signed = state
+        .presigner
+        .presign(&valid, Completion::Created, state.clock);
+    let mut resp = HttpResponse::Ok()
+        .content_type("application/json")
+        .body(presign_json(&signed));
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    pub key: String,
+    pub etag: String,
+    pub bucket: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ConfirmResponse<'a> {
+    key: &'a str,
+    etag: &'a str,
+    filename: &'a str,
+    size: u64,
+    content_type: &'static str,
+    width: Option<u32>,
+    height: Option<u32>,
+    uploaded_at: Option<String>,
+    /// The confirmation page.
+    url: String,
+    image_url: String,
+}
+
+#[tracing::instrument(name = "api_confirm", skip_all)]
+pub async fn confirm(
+    state: web::Data<State>,
+    client: web::Data<S3Client>,
+    body: web::Json<ConfirmRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let c = confirm_request(
+        &state,
+        &client,
+        body.bucket.as_deref(),
+        Some(&body.key),
+        Some(&body.etag),
+    )
+    .await?;
+    let dims = c.shown_dimensions();
+    let resp = ConfirmResponse {
+        key: c.key.as_str(),
+        etag: &c.etag,
+        filename: &c.filename,
+        size: c.size,
+        content_type: c.image_type.mime(),
+        width: dims.map(|d| d.width),
+        height: dims.map(|d| d.height),
+        uploaded_at: c
+            .uploaded_at
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        url: state.confirmation_path(c.key.as_str(), &c.etag),
+        image_url: state.image_url(c.key.as_str(), c.image_type.mime()),
+    };
+    let mut r = HttpResponse::Ok().json(resp);
+    no_store(&mut r);
+    Ok(r)
+}

@@ -1,0 +1,303 @@
+//! Errors of the web layer. A [`Problem`] carries a status, a stable machine code and a
+//! sentence for people; it renders as a full page, as an htmx-style fragment, or as JSON,
+//! depending on the endpoint that failed.
+
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+use serde::Serialize;
+
+use crate::store::{ConfirmError, StoreError};
+use crate::upload::ValidationError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: Cow<'static, str>,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "There is no page at this address. The upload page is at /.",
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This address does not accept that method.",
+        )
+    }
+
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "Too many uploads signed from your address; try again in {} seconds.",
+                    retry_after.max(1)
+                ),
+            )
+        }
+    }
+
+    /// The title of the error page.
+    pub fn title(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 => "This link is not valid",
+            404 => "Not found",
+            405 => "Method not allowed",
+            409 => "This upload changed",
+            413 => "Too large",
+            415 => "Unsupported type",
+            422 => "This file cannot be uploaded",
+            429 => "Slow down",
+            502 => "The storage service answered badly",
+            503 => "The storage service is unavailable",
+            _ => "Something went wrong",
+        }
+    }
+
+    fn headers(&self, resp: &mut HttpResponse) {
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+
+    pub fn page(self) -> PageError {
+        PageError(self)
+    }
+}
+
+impl From<&StoreError> for Problem {
+    fn from(e: &StoreError) -> Self {
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut p = Self::new(
+            status,
+            e.code(),
+            format!(
+                "{}. Your upload is not lost; try again in a moment.",
+                capitalise(&e.to_string())
+            ),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            p.retry_after = Some(5);
+        }
+        p
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<ConfirmError> for Problem {
+    fn from(e: ConfirmError) -> Self {
+        let status = match &e {
+            ConfirmError::Store(s) => return Self::from(s),
+            ConfirmError::WrongBucket | ConfirmError::KeyOutsidePrefix | ConfirmError::BadEtag => {
+                StatusCode::BAD_REQUEST
+            }
+            ConfirmError::NotFound => StatusCode::NOT_FOUND,
+            ConfirmError::EtagMismatch => StatusCode::CONFLICT,
+            ConfirmError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Self::new(status, e.code(), capitalise(&e.to_string()))
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Validation problems: 422 for the page's fragment; the API refines the status.
+impl From<ValidationError> for Problem {
+    fn from(e: ValidationError) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
+    }
+}
+
+/// A full HTML error page, rendered through `error.html`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageError(pub Problem);
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    assets: &'a super::assets::AssetUrls,
+    status: u16,
+    title: &'a str,
+    code: &'a str,
+    message: &'a str,
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0.code, self.0.message)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let p = &self.0;
+        let page = ErrorPage {
+            assets: super::assets::urls(),
+            status: p.status.as_u16(),
+            title: p.title(),
+            code: p.code,
+            message: &p.message,
+        };
+        let mut resp = super::html(p.status, &page);
+        p.headers(&mut resp);
+        resp
+    }
+}
+
+impl<T: Into<Problem>> From<T> for PageError {
+    fn from(p: T) -> Self {
+        Self(p.into())
+    }
+}
+
+/// The image-meta fragment's error: a small `role="alert"` paragraph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentError(pub Problem);
+
+#[derive(Template)]
+#[template(path = "partials/error_fragment.html")]
+struct ErrorFragment<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl std::fmt::Display for FragmentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0.code, self.0.message)
+    }
+}
+
+impl ResponseError for FragmentError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let p = &self.0;
+        let mut resp = super::html(
+            p.status,
+            &ErrorFragment {
+                code: p.code,
+                message: &p.message,
+            },
+        );
+        p.headers(&mut resp);
+        resp
+    }
+}
+
+impl<T: Into<Problem>> From<T> for FragmentError {
+    fn from(p: T) -> Self {
+        Self(p.into())
+    }
+}
+
+/// JSON errors of `/api/*`: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError(pub Problem);
+
+#[derive(Serialize)]
+struct ApiErrorBody<'a> {
+    error: ApiErrorInner<'a>,
+}
+
+#[derive(Serialize)]
+struct ApiErrorInner<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0.code, self.0.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let p = &self.0;
+        let mut resp = HttpResponse::build(p.status).json(ApiErrorBody {
+            error: ApiErrorInner {
+                code: p.code,
+                message: &p.message,
+            },
+        });
+        p.headers(&mut resp);
+        resp
+    }
+}
+
+impl<T: Into<Problem>> From<T> for ApiError {
+    fn from(p: T) -> Self {
+        Self(p.into())
+    }
+}
+
+impl ApiError {
+    /// The API's statuses for validation problems: 415 for a type that is not accepted,
+    /// 413 for a file over the limit, 422 for the rest.
+    pub fn validation(e: ValidationError) -> Self {
+        let status = match e {
+            ValidationError::ContentTypeNotAllowed { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ValidationError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Self(Problem::new(status, e.code(), e.to_string()))
+    }
+}

@@ -1,0 +1,65 @@
+//! `GET /fragments/image-meta?filename=&content_type=&size=[&width=&height=]`: only the
+//! image-meta partial, freshly signed for the file the user chose. htmx-style: the same
+//! answer with or without `HX-Request`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::error::{FragmentError, Problem};
+use super::index::MetaView;
+use super::query::Query;
+use super::{State, check_rate, html, no_store};
+use crate::upload::{Completion, UploadRequest, ValidationError};
+
+#[derive(Template)]
+#[template(path = "partials/image_meta.html")]
+pub struct ImageMetaFragment {
+    pub meta: MetaView,
+}
+
+fn dimensions_problem() -> Problem {
+    ValidationError::DimensionsInvalid.into()
+}
+
+/// Read the upload request from the query string.
+pub fn upload_request(q: &Query) -> Result<UploadRequest, Problem> {
+    Ok(UploadRequest {
+        filename: q.get("filename").map(str::to_owned),
+        content_type: q.get("content_type").map(str::to_owned),
+        size: q.number("size", || {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "size_invalid",
+                "The file size must be a whole number of bytes.",
+            )
+        })?,
+        width: q.number("width", dimensions_problem)?,
+        height: q.number("height", dimensions_problem)?,
+    })
+}
+
+#[tracing::instrument(name = "image_meta", skip_all)]
+pub async fn image_meta(
+    req: HttpRequest,
+    state: web::Data<State>,
+) -> Result<HttpResponse, FragmentError> {
+    check_rate(&state, &req)?;
+    let query = Query::parse(req.query_string()).map_err(|mut p| {
+        // The fragment speaks 422 for every input problem.
+        p.status = StatusCode::UNPROCESSABLE_ENTITY;
+        p
+    })?;
+    let valid = upload_request(&query)?.validate(&state.presigner.limits, true)?;
+    let signed = state
+        .presigner
+        .presign(&valid, Completion::Redirect, state.clock);
+    let mut resp = html(
+        StatusCode::OK,
+        &ImageMetaFragment {
+            meta: MetaView::new(signed, None),
+        },
+    );
+    no_store(&mut resp);
+    Ok(resp)
+}

@@ -1,0 +1,102 @@
+//! `GET /`: the upload page. Its first render already carries a signed image-meta partial,
+//! so the form uploads without JavaScript.
+
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::SecondsFormat;
+
+use super::assets::{AssetUrls, urls};
+use super::{State, html, no_store};
+use crate::upload::{ImageType, SignedUpload};
+
+/// One `<option>` of the no-JavaScript type select.
+pub struct TypeOption {
+    pub mime: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+/// One field of the image-meta partial: a hidden input, or the type select.
+pub struct MetaField {
+    pub name: Cow<'static, str>,
+    pub value: String,
+    pub options: Option<Vec<TypeOption>>,
+}
+
+/// What the image-meta partial shows: the signed fields in policy order, and when to sign
+/// again.
+pub struct MetaView {
+    pub fields: Vec<MetaField>,
+    pub key: String,
+    pub expires_at: String,
+    pub resign_at: String,
+}
+
+impl MetaView {
+    /// `select`: the allowed types, when the Content-Type is the user's choice (no JS yet).
+    pub fn new(signed: SignedUpload, select: Option<&[ImageType]>) -> Self {
+        let fields = signed
+            .fields
+            .into_iter()
+            .map(|(name, value)| {
+                let options = match select {
+                    Some(types) if name.eq_ignore_ascii_case("Content-Type") => Some(
+                        types
+                            .iter()
+                            .map(|t| TypeOption {
+                                mime: t.mime(),
+                                label: t.label(),
+                                selected: t.mime() == value,
+                            })
+                            .collect(),
+                    ),
+                    _ => None,
+                };
+                MetaField {
+                    name,
+                    value,
+                    options,
+                }
+            })
+            .collect();
+        Self {
+            fields,
+            key: signed.key,
+            expires_at: signed.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            resign_at: signed.resign_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    assets: &'a AssetUrls,
+    limits_text: &'a str,
+    accept: String,
+    max_bytes: u64,
+    form_url: &'a str,
+    meta: MetaView,
+}
+
+#[tracing::instrument(name = "index", skip_all)]
+pub async fn index(state: web::Data<State>) -> HttpResponse {
+    let signed = state.presigner.initial(state.clock);
+    let limits = &state.presigner.limits;
+    let select = (limits.allowed.len() > 1).then_some(limits.allowed.as_slice());
+    let page = IndexPage {
+        assets: urls(),
+        limits_text: &state.limits_text,
+        accept: limits.accept(),
+        max_bytes: limits.max_bytes,
+        form_url: &state.presigner.form_url,
+        meta: MetaView::new(signed, select),
+    };
+    let mut resp = html(StatusCode::OK, &page);
+    // Each load carries a fresh signature: never cache it.
+    no_store(&mut resp);
+    resp
+}

@@ -1,0 +1,61 @@
+//! What every handler shares: read-only after start, so no lock on the hot path.
+
+use std::sync::Arc;
+
+use actix_web::http::header::HeaderValue;
+use tokio::sync::Notify;
+use url::Url;
+
+use super::ratelimit::RateLimiter;
+use crate::config::Settings;
+use crate::store::StoreTarget;
+use crate::upload::{Clock, Presigner};
+
+pub struct State {
+    pub settings: Settings,
+    /// The site's origin, resolved after binding (`http://127.0.0.1:8080`).
+    pub public_url: Url,
+    pub presigner: Presigner,
+    pub target: Arc<StoreTarget>,
+    pub clock: Clock,
+    pub csp: HeaderValue,
+    pub limits_text: String,
+    pub rate_limiter: Option<RateLimiter>,
+    /// Wakes the notification sweep when an upload is confirmed.
+    pub sweep: Option<Arc<Notify>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("public_url", &self.public_url.as_str())
+            .field("bucket", &self.settings.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// `/uploaded?bucket=&key=&etag=` for a confirmed upload.
+    pub fn confirmation_path(&self, key: &str, etag: &str) -> String {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("bucket", &self.settings.bucket)
+            .append_pair("key", key)
+            .append_pair("etag", etag)
+            .finish();
+        format!("/uploaded?{query}")
+    }
+
+    /// Where the browser gets an image: the public base URL, or a presigned GET.
+    pub fn image_url(&self, key: &str, content_type: &str) -> String {
+        match &self.settings.public_base_url {
+            Some(base) => base.join(key).map(String::from).unwrap_or_default(),
+            None => crate::store::presigned_get(&self.target, key, Some(content_type)).into(),
+        }
+    }
+
+    pub fn wake_sweep(&self) {
+        if let Some(n) = &self.sweep {
+            n.notify_one();
+        }
+    }
+}

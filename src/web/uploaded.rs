@@ -1,0 +1,114 @@
+//! `GET /uploaded?bucket=&key=&etag=`: where S3 sends the browser after a form upload. The
+//! query is unsigned (anyone can forge it), so the upload is confirmed with the store
+//! before anything is shown.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::assets::{AssetUrls, urls};
+use super::error::{PageError, Problem};
+use super::query::Query;
+use super::{State, html, no_store};
+use crate::store::{ConfirmError, Confirmed, OnLie, S3Client, confirm, parse_key, valid_etag};
+use crate::upload::human_bytes;
+
+/// A confirmed upload as the pages show it.
+pub struct UploadView {
+    pub filename: String,
+    pub image_url: String,
+    pub size: String,
+    pub type_label: &'static str,
+    pub dimensions: String,
+    pub uploaded_at: String,
+    pub confirm_url: String,
+}
+
+impl UploadView {
+    pub fn new(state: &State, c: &Confirmed) -> Self {
+        Self {
+            filename: c.filename.clone(),
+            image_url: state.image_url(c.key.as_str(), c.image_type.mime()),
+            size: human_bytes(c.size),
+            type_label: c.image_type.label(),
+            dimensions: c
+                .shown_dimensions()
+                .map_or_else(|| "unknown size".to_owned(), |d| d.to_string()),
+            uploaded_at: c
+                .uploaded_at
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default(),
+            confirm_url: state.confirmation_path(c.key.as_str(), &c.etag),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "uploaded.html")]
+struct UploadedPage<'a> {
+    assets: &'a AssetUrls,
+    upload: UploadView,
+}
+
+/// The checks of `/uploaded` and of the confirm API: bucket, key under the prefix, ETag,
+/// then the store (HEAD, magic bytes, dimensions).
+pub async fn confirm_request(
+    state: &State,
+    client: &S3Client,
+    bucket: Option<&str>,
+    key: Option<&str>,
+    etag: Option<&str>,
+) -> Result<Confirmed, Problem> {
+    let missing = |what: &str| {
+        Problem::bad_request(
+            "query_missing_parameter",
+            format!("This link has no {what}: it does not come from an upload."),
+        )
+    };
+    if let Some(bucket) = bucket
+        && bucket != state.settings.bucket
+    {
+        return Err(ConfirmError::WrongBucket.into());
+    }
+    let key = parse_key(&state.settings.prefix, key.ok_or_else(|| missing("key"))?)?;
+    let etag = etag.ok_or_else(|| missing("ETag"))?;
+    if !valid_etag(etag) {
+        return Err(ConfirmError::BadEtag.into());
+    }
+    let confirmed = confirm(
+        client,
+        &state.presigner.limits,
+        &key,
+        Some(etag),
+        OnLie::Delete,
+    )
+    .await?;
+    state.wake_sweep();
+    Ok(confirmed)
+}
+
+#[tracing::instrument(name = "uploaded", skip_all)]
+pub async fn uploaded(
+    req: HttpRequest,
+    state: web::Data<State>,
+    client: web::Data<S3Client>,
+) -> Result<HttpResponse, PageError> {
+    let q = Query::parse(req.query_string())?;
+    let bucket = q.get("bucket").ok_or_else(|| {
+        Problem::bad_request(
+            "query_missing_parameter",
+            "This link has no bucket: it does not come from an upload.",
+        )
+    })?;
+    let confirmed =
+        confirm_request(&state, &client, Some(bucket), q.get("key"), q.get("etag")).await?;
+    let mut resp = html(
+        StatusCode::OK,
+        &UploadedPage {
+            assets: urls(),
+            upload: UploadView::new(&state, &confirmed),
+        },
+    );
+    no_store(&mut resp);
+    Ok(resp)
+}
