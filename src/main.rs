@@ -28,10 +28,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Cors(_) | Command::Check | Command::Events(_) => {
-            eprintln!("signpost: not implemented yet");
-            ExitCode::FAILURE
-        }
+        Command::Cors(args) => actix_web::rt::System::new().block_on(signpost::cli::cors::run(&settings, &args)),
+        Command::Check => actix_web::rt::System::new().block_on(signpost::cli::check::run(&settings)),
+        Command::Events(args) => actix_web::rt::System::new().block_on(signpost::cli::events::run(&settings, &args)),
     }
 }
 

@@ -1,3 +1,6 @@
-//! The subcommands besides `serve`.
+//! The subcommands besides `serve`. Each returns the process's exit code.
 
+pub mod check;
+pub mod cors;
+pub mod events;
 pub mod presign;
