@@ -1,0 +1,219 @@
+//! Issue 4: the gallery (S3 is the database), verified metadata, and the JSON presign API.
+
+mod common;
+
+use std::time::Instant;
+
+use awc::http::StatusCode;
+use common::*;
+use signpost::testdata;
+use signpost::upload::Clock;
+
+fn cards(html: &str) -> Vec<String> {
+    html.split("<li class=\"card\">").skip(1).map(|s| s.split("</li>").next().unwrap().to_owned()).collect()
+}
+
+#[actix_web::test]
+async fn the_gallery_lists_exactly_the_uploads_newest_first() {
+    let app = spawn_app().await;
+    let empty = app.get("/gallery").await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(empty.body.contains("Nothing has been uploaded yet"), "{}", empty.body);
+    assert!(empty.body.contains("href=\"/\""));
+
+    let images = [("first.png", (3, 2)), ("second.png", (5, 4)), ("third.png", (7, 6))];
+    let mut bytes = Vec::new();
+    for (name, (w, h)) in images {
+        let png = testdata::png(w, h);
+        app.upload_via_api(name, &png, Some((w, h))).await;
+        bytes.push(png);
+        // Ids carry milliseconds: keep the order unambiguous.
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let page = app.get("/gallery").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let found = cards(&page.body);
+    assert_eq!(found.len(), 3, "{}", page.body);
+    for (card, (name, (w, h))) in found.iter().zip(images.iter().rev()) {
+        assert!(card.contains(name), "{card}");
+        assert!(card.contains(&format!("{w} × {h}")), "{card}");
+    }
+    assert!(!page.body.contains("class=\"more\""), "no more link for 3");
+    // The thumbnails fetch the right bytes.
+    for (card, png) in found.iter().zip(bytes.iter().rev()) {
+        let img = tags(card).into_iter().find(|t| tag_name(t) == "img").unwrap();
+        let r = app.get(&attr(&img, "src").unwrap()).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.bytes.as_ref(), png.as_slice());
+        assert_eq!(r.header("content-type"), Some("image/png"));
+    }
+}
+
+#[actix_web::test]
+async fn server_dimensions_win_over_the_browsers() {
+    let app = spawn_app().await;
+    // The browser claims 999×999; the header says 6×4.
+    let (key, etag) = app.upload_via_api("lying-dims.png", &testdata::png(6, 4), Some((999, 999))).await;
+    let page = app.get(&format!("/uploaded?bucket=signpost&key={}&etag={}", enc(&key), enc(&etag))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("6 × 4") && !page.body.contains("999"), "{}", page.body);
+    let gallery = app.get("/gallery").await;
+    assert!(gallery.body.contains("6 × 4") && !gallery.body.contains("999 × 999"));
+}
+
+#[actix_web::test]
+async fn a_more_link_appears_only_past_24() {
+    let app = spawn_app().await;
+    let png = testdata::png(1, 1);
+    for i in 0..24 {
+        app.upload_via_api(&format!("img{i}.png"), &png, None).await;
+    }
+    let page = app.get("/gallery").await;
+    assert_eq!(cards(&page.body).len(), 24);
+    assert!(!page.body.contains("class=\"more\""), "exactly 24: no more link");
+    app.upload_via_api("img24.png", &png, None).await;
+    let page = app.get("/gallery").await;
+    assert_eq!(cards(&page.body).len(), 24);
+    assert!(page.body.contains("img24.png"), "newest first");
+    let more = tags(&page.body).into_iter().find(|t| attr(t, "class").as_deref() == Some("more")).expect("a more link");
+    let next = app.get(&attr(&more, "href").unwrap()).await;
+    assert_eq!(next.status, StatusCode::OK);
+    let rest = cards(&next.body);
+    assert_eq!(rest.len(), 1, "{}", next.body);
+    assert!(rest[0].contains("img0.png"), "the oldest is last");
+    // A forged cursor is refused clearly.
+    let bad = app.get("/gallery?after=..%2F..%2Fetc").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("gallery_cursor_invalid"));
+}
+
+#[actix_web::test]
+async fn a_broken_object_is_skipped() {
+    let app = spawn_app().await;
+    app.upload_via_api("good.png", &testdata::png(2, 2), None).await;
+    // Bytes that are not the declared type: listed, but not shown.
+    let p = app.presign("bad.png", "image/png", 6, None).await;
+    let fields: Vec<(String, String)> = p["fields"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().into())).collect();
+    let r = app.post_form(p["url"].as_str().unwrap(), &fields, "bad.png", "image/png", b"nopeno").await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let page = app.get("/gallery").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let found = cards(&page.body);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].contains("good.png"));
+}
+
+#[actix_web::test]
+async fn an_unreachable_store_is_a_clear_503_within_5_seconds() {
+    let app = spawn_with(|c| {
+        c.s3_endpoint = Some("http://127.0.0.1:9".into());
+        c.s3_bucket = Some("signpost".into());
+        c.access_key_id = Some("AKID".into());
+        c.secret_access_key = Some("secret-secret-secret".into());
+    })
+    .await;
+    let t = Instant::now();
+    let r = app.get("/gallery").await;
+    assert!(t.elapsed().as_secs_f64() < 5.0);
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(r.body.contains("is unreachable"), "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    // Signing still works.
+    assert_eq!(app.get("/").await.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn the_api_signs_uploads_that_land_with_the_signed_metadata() {
+    let app = spawn_app().await;
+    let png = testdata::png(8, 5);
+    let p = app.presign("Café.png", "image/png", png.len(), Some((8, 5))).await;
+    assert_eq!(p["method"], "POST");
+    assert!(p["url"].as_str().unwrap().ends_with("/signpost"));
+    assert!(p["expires_at"].as_str().unwrap().ends_with('Z'));
+    let fields = p["fields"].as_object().unwrap();
+    assert_eq!(fields["success_action_status"], "201");
+    assert_eq!(fields["Content-Type"], "image/png");
+    assert_eq!(fields["x-amz-meta-width"], "8");
+    // Field order is form order (checked on the raw text: a JSON map has no order).
+    let raw = app
+        .post_json("/api/presign", &serde_json::json!({"filename": "o.png", "content_type": "image/png", "size": 3}))
+        .await
+        .body;
+    let fields_text = between(&raw, "\"fields\":{", "}").unwrap();
+    assert!(fields_text.starts_with("\"key\":"), "{fields_text}");
+    let order = ["\"key\"", "\"Content-Type\"", "\"success_action_status\"", "\"x-amz-meta-filename\"", "\"x-amz-algorithm\"", "\"policy\"", "\"x-amz-signature\""];
+    let at: Vec<usize> = order.iter().map(|n| fields_text.find(n).unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{fields_text}");
+
+    let (key, etag) = app.upload_via_api("Café.png", &png, Some((8, 5))).await;
+    let r = app.post_json("/api/uploads/confirm", &serde_json::json!({"key": key, "etag": etag})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let c: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(c["filename"], "Café.png");
+    assert_eq!((c["width"].as_u64(), c["height"].as_u64()), (Some(8), Some(5)));
+    assert_eq!(c["content_type"], "image/png");
+    assert_eq!(c["size"].as_u64(), Some(png.len() as u64));
+    assert!(c["url"].as_str().unwrap().starts_with("/uploaded?"));
+}
+
+#[actix_web::test]
+async fn each_invalid_request_gets_its_code() {
+    let app = spawn_app().await;
+    let json = |v: serde_json::Value| v;
+    let cases = [
+        (json(serde_json::json!({"content_type": "image/png", "size": 1})), StatusCode::UNPROCESSABLE_ENTITY, "filename_missing"),
+        (json(serde_json::json!({"filename": "a.svg", "content_type": "image/svg+xml", "size": 1})), StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type_not_allowed"),
+        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 999_999_999})), StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png"})), StatusCode::UNPROCESSABLE_ENTITY, "size_missing"),
+        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 0})), StatusCode::UNPROCESSABLE_ENTITY, "file_empty"),
+        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 1, "width": 0, "height": 1})), StatusCode::UNPROCESSABLE_ENTITY, "dimensions_invalid"),
+        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": -1})), StatusCode::UNPROCESSABLE_ENTITY, "json_invalid"),
+        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 1, "bucket": "other"})), StatusCode::UNPROCESSABLE_ENTITY, "json_invalid"),
+    ];
+    for (body, status, code) in cases {
+        let r = app.post_json("/api/presign", &body).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["error"]["code"], code, "{body}");
+        assert!(v["error"]["message"].as_str().unwrap().len() > 10);
+    }
+    let r = app.post_raw("/api/presign", "text/plain", "filename=a.png").await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(r.body.contains("\"unsupported_media_type\""));
+    let r = app.post_raw("/api/presign", "application/json", "{not json").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("\"json_invalid\""));
+    let big = format!("{{\"filename\": \"{}\"}}", "a".repeat(20 * 1024));
+    let r = app.post_raw("/api/presign", "application/json", big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.body.contains("\"body_too_large\""));
+    let r = app.post_json("/api/uploads/confirm", &serde_json::json!({"key": "elsewhere/x.png", "etag": "abc"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("\"key_outside_prefix\""));
+}
+
+#[actix_web::test]
+async fn the_cli_and_the_api_sign_identical_fields() {
+    let at = chrono::Utc::now();
+    let app = spawn_full(|_| {}, Clock::Fixed(at)).await;
+    let body = serde_json::json!({"filename": "same.png", "content_type": "image/png", "size": 1234, "width": 3, "height": 2});
+    let api = app.post_json("/api/presign", &body).await;
+    assert_eq!(api.status, StatusCode::OK, "{}", api.body);
+
+    let mut config = test_config(app.dir.path());
+    config.bind = app.addr;
+    config.embedded_s3_bind = app.s3_addr.unwrap();
+    let settings = signpost::config::Settings::from_config(config, None, None).unwrap();
+    let args = signpost::config::PresignArgs {
+        filename: "same.png".into(),
+        content_type: "image/png".into(),
+        size: Some(1234),
+        width: Some(3),
+        height: Some(2),
+    };
+    let cli = signpost::cli::presign::presign(&settings, &args, Clock::Fixed(at)).unwrap();
+    assert_eq!(cli, api.body, "identical input and time, identical fields");
+    // And with the real clock the key differs, as it should.
+    let other = signpost::cli::presign::presign(&settings, &args, Clock::System).unwrap();
+    assert_ne!(other, api.body);
+}
