@@ -4,10 +4,10 @@
 pub mod api;
 pub mod assets;
 pub mod error;
-mod fragment;
+pub mod fragment;
 mod gallery;
 mod health;
-mod index;
+pub mod index;
 mod middleware;
 mod query;
 pub mod ratelimit;
