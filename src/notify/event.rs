@@ -1,0 +1,141 @@
+//! The event one confirmed upload becomes, and its stable id. Pure.
+
+use chrono::SecondsFormat;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::store::Confirmed;
+
+/// Hex characters of an event id (128 bits of SHA-256).
+pub const EVENT_ID_LEN: usize = 32;
+
+/// The id of the event for the object `key` with this ETag: the same object always gets the
+/// same id (so receivers can drop duplicates); a new upload under the same key (a new ETag)
+/// gets a new one. `hex(sha256(key "\n" etag))`, first 32 characters.
+pub fn event_id(key: &str, etag: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update(b"\n");
+    h.update(crate::store::strip_quotes(etag).as_bytes());
+    let mut id = hex::encode(h.finalize());
+    id.truncate(EVENT_ID_LEN);
+    id
+}
+
+/// One confirmed upload, as the receiver gets it (the field order is the JSON's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub id: String,
+    pub bucket: String,
+    pub key: String,
+    /// Without quotes.
+    pub etag: String,
+    /// Bytes.
+    pub size: u64,
+    pub content_type: String,
+    /// The original file name, as the browser sent it.
+    pub filename: String,
+    /// Read from the image's own header (the browser's values when the header is beyond
+    /// the first megabyte of a JPEG); `null` when unknown.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// RFC 3339 UTC with milliseconds: the upload id's time (when the form was signed).
+    pub uploaded_at: Option<String>,
+}
+
+impl Event {
+    pub fn new(bucket: &str, c: &Confirmed) -> Self {
+        let dims = c.shown_dimensions();
+        Self {
+            id: event_id(c.key.as_str(), &c.etag),
+            bucket: bucket.to_owned(),
+            key: c.key.as_str().to_owned(),
+            etag: c.etag.clone(),
+            size: c.size,
+            content_type: c.image_type.mime().to_owned(),
+            filename: c.filename.clone(),
+            width: dims.map(|d| d.width),
+            height: dims.map(|d| d.height),
+            uploaded_at: c
+                .uploaded_at
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        }
+    }
+
+    /// The JSON body, exactly the bytes that are signed and sent.
+    pub fn body(&self) -> Vec<u8> {
+        // Serializing a struct of strings, numbers and options into memory cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::upload::{Dimensions, ImageType, KeyPrefix, ObjectKey, UploadId};
+
+    #[test]
+    fn ids_are_stable_per_key_and_etag() {
+        let a = event_id("uploads/x/cat.png", "abc");
+        assert_eq!(a.len(), EVENT_ID_LEN);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(a, event_id("uploads/x/cat.png", "\"abc\""));
+        assert_ne!(a, event_id("uploads/x/cat.png", "abd"));
+        assert_ne!(a, event_id("uploads/x/cat.pn", "gabc"));
+        // Known value (printf 'k\ne' | sha256sum): the id never changes across releases.
+        assert_eq!(event_id("k", "e"), "fe033f8461b13d45bfdb86894db9fb5c");
+    }
+
+    #[test]
+    fn the_body_has_exactly_the_documented_fields() {
+        let prefix = KeyPrefix::parse("uploads/").unwrap();
+        let at = Utc.timestamp_millis_opt(1_767_225_600_123).unwrap();
+        let key = ObjectKey::new(&prefix, UploadId::new(at, [7; 10]), "cat.png");
+        let c = Confirmed {
+            key: key.clone(),
+            etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
+            size: 1234,
+            image_type: ImageType::Png,
+            dimensions: Some(Dimensions {
+                width: 64,
+                height: 48,
+            }),
+            signed_dimensions: None,
+            filename: "Crème \"brûlée\".png".into(),
+            uploaded_at: Some(at),
+        };
+        let e = Event::new("signpost", &c);
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        let fields: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = vec![
+            "id",
+            "bucket",
+            "key",
+            "etag",
+            "size",
+            "content_type",
+            "filename",
+            "width",
+            "height",
+            "uploaded_at",
+        ];
+        expected.sort_unstable();
+        let mut sorted = fields.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, expected);
+        assert_eq!(v["id"], event_id(key.as_str(), &c.etag));
+        assert_eq!(v["key"], key.as_str());
+        assert_eq!(v["size"], 1234);
+        assert_eq!(v["width"], 64);
+        assert_eq!(v["content_type"], "image/png");
+        assert_eq!(v["filename"], "Crème \"brûlée\".png");
+        assert_eq!(v["uploaded_at"], "2026-01-01T00:00:00.123Z");
+        // The body starts with the id, so a human reading logs sees it first.
+        assert!(String::from_utf8(e.body()).unwrap().starts_with("{\"id\":"));
+    }
+}

@@ -1,0 +1,641 @@
+//! Issue 8's proof: upload events delivered to a real receiver on loopback (an actix-web
+//! server started here, recording every request and able to answer 500 for a while).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use awc::http::StatusCode;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use common::{TestApp, enc, spawn_with};
+use signpost::config::{CheckpointArg, Config, EventsArgs, StoreSettings};
+use signpost::notify::checkpoint::{CHECKPOINT_FILE, bucket_key};
+use signpost::notify::signature::verify;
+use signpost::notify::{EVENT_ID_HEADER, SIGNATURE_HEADER, event_id};
+use signpost::secret::Secret;
+use signpost::store::embedded::{endpoint_url, load_or_create_credentials};
+use signpost::store::{S3Client, StoreTarget};
+use signpost::testdata;
+use signpost::upload::UploadId;
+
+const SECRET: &str = "whsec_test_0123456789abcdef";
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Hit {
+    status: u16,
+    signature: Option<String>,
+    event_id: Option<String>,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+impl Hit {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("the body is JSON")
+    }
+
+    fn key(&self) -> String {
+        self.json()["key"].as_str().unwrap_or_default().to_owned()
+    }
+
+    fn assert_signed(&self) {
+        let header = self
+            .signature
+            .as_deref()
+            .expect("a Signpost-Signature header");
+        verify(
+            &Secret::new(SECRET),
+            header,
+            &self.body,
+            Utc::now().timestamp(),
+            300,
+        )
+        .unwrap_or_else(|e| panic!("bad signature {header:?}: {e}"));
+        assert_eq!(
+            self.event_id.as_deref(),
+            self.json()["id"].as_str(),
+            "Signpost-Event-Id is the body's id"
+        );
+        assert_eq!(self.content_type.as_deref(), Some("application/json"));
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    hits: Mutex<Vec<Hit>>,
+    failing: AtomicBool,
+}
+
+struct Receiver {
+    url: String,
+    shared: Arc<Shared>,
+    handle: ServerHandle,
+}
+
+async fn record(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let status = if shared.failing.load(Ordering::SeqCst) {
+        500
+    } else {
+        200
+    };
+    shared.hits.lock().unwrap().push(Hit {
+        status,
+        signature: header(SIGNATURE_HEADER),
+        event_id: header(EVENT_ID_HEADER),
+        content_type: header("content-type"),
+        body,
+    });
+    HttpResponse::build(StatusCode::from_u16(status).unwrap()).body("ok")
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared::default());
+        let data = web::Data::from(shared.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/hooks/signpost", web::post().to(record))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Self {
+            url: format!("http://{addr}/hooks/signpost"),
+            shared,
+            handle,
+        }
+    }
+
+    fn fail(&self, on: bool) {
+        self.shared.failing.store(on, Ordering::SeqCst);
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.shared.hits.lock().unwrap().clone()
+    }
+
+    /// The requests answered 2xx: the deliveries.
+    fn delivered(&self) -> Vec<Hit> {
+        self.hits()
+            .into_iter()
+            .filter(|h| h.status == 200)
+            .collect()
+    }
+
+    fn delivered_count(&self, key: &str) -> usize {
+        self.delivered().iter().filter(|h| h.key() == key).count()
+    }
+
+    /// Wait until `cond` holds for the hits so far; false after `within`.
+    async fn wait(&self, within: Duration, cond: impl Fn(&[Hit]) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if cond(&self.hits()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_delivered(&self, keys: &[&str], within: Duration) {
+        let ok = self
+            .wait(within, |hits| {
+                keys.iter()
+                    .all(|k| hits.iter().any(|h| h.status == 200 && h.key() == *k))
+            })
+            .await;
+        assert!(
+            ok,
+            "not all of {keys:?} delivered within {within:?}; the receiver got: {:#?}",
+            self.hits()
+                .iter()
+                .map(|h| (h.status, h.key()))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+fn notifying(
+    rx: &Receiver,
+    sweep_secs: u64,
+    data_dir: Option<PathBuf>,
+    checkpoint: CheckpointArg,
+) -> impl FnOnce(&mut Config) {
+    let url = rx.url.clone();
+    move |c: &mut Config| {
+        c.notify_url = Some(url);
+        c.notify_secret = Some(SECRET.into());
+        c.notify_sweep_secs = sweep_secs;
+        c.notify_checkpoint = checkpoint;
+        if let Some(d) = data_dir {
+            c.data_dir = d;
+        }
+    }
+}
+
+/// A direct S3 client for the app's embedded store (to check what the bucket holds).
+fn store_client(app: &TestApp, data_dir: &Path) -> S3Client {
+    let creds = load_or_create_credentials(data_dir).unwrap();
+    let endpoint = endpoint_url(app.s3_addr.expect("embedded store"));
+    S3Client::new(Arc::new(
+        StoreTarget::new(&app.settings, Some(&endpoint), &creds).unwrap(),
+    ))
+}
+
+async fn follow_redirect(app: &TestApp, key: &str, etag: &str) {
+    let r = app
+        .get(&format!(
+            "/uploaded?bucket=signpost&key={}&etag={}",
+            enc(key),
+            enc(etag)
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+async fn upload_png(app: &TestApp, name: &str, w: u32, h: u32) -> (String, String) {
+    app.upload_via_api(name, &testdata::png(w, h), Some((w, h)))
+        .await
+}
+
+/// A GIF posted as image/png with genuinely signed fields: the store accepts it, the bytes
+/// lie about their type.
+async fn upload_liar(app: &TestApp) -> String {
+    let gif = testdata::gif();
+    let p = app.presign("liar.png", "image/png", gif.len(), None).await;
+    let fields: Vec<(String, String)> = p["fields"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    let r = app
+        .post_form(
+            p["url"].as_str().unwrap(),
+            &fields,
+            "liar.png",
+            "image/png",
+            &gif,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    p["key"].as_str().unwrap().to_owned()
+}
+
+async fn sleep_ms(ms: u64) {
+    actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[actix_web::test]
+async fn a_redirect_confirmed_upload_is_delivered_within_two_seconds_signed_and_complete() {
+    let rx = Receiver::start().await;
+    // A 30 s sweep: only the wake-up from /uploaded can deliver within 2 s.
+    let app = spawn_with(notifying(&rx, 30, None, CheckpointArg::File)).await;
+    // Let the first sweep (at start) finish on the empty bucket: it writes the checkpoint.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !app.dir.path().join(CHECKPOINT_FILE).exists() {
+        assert!(Instant::now() < deadline, "no checkpoint written at start");
+        sleep_ms(20).await;
+    }
+    sleep_ms(300).await;
+    let (key, etag) = upload_png(&app, "Crème brûlée.png", 40, 30).await;
+    sleep_ms(200).await;
+    assert!(rx.hits().is_empty(), "nothing is sent before the redirect");
+
+    let start = Instant::now();
+    follow_redirect(&app, &key, &etag).await;
+    rx.wait_delivered(&[&key], Duration::from_secs(2)).await;
+    let took = start.elapsed();
+
+    let hits = rx.hits();
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    let hit = &hits[0];
+    hit.assert_signed();
+    let v = hit.json();
+    assert_eq!(v["id"], event_id(&key, &etag));
+    assert_eq!(v["bucket"], "signpost");
+    assert_eq!(v["key"], key.as_str());
+    assert_eq!(v["etag"], etag.as_str());
+    assert_eq!(v["size"], testdata::png(40, 30).len());
+    assert_eq!(v["content_type"], "image/png");
+    assert_eq!(v["filename"], "Crème brûlée.png");
+    assert_eq!(v["width"], 40);
+    assert_eq!(v["height"], 30);
+    let at = DateTime::parse_from_rfc3339(v["uploaded_at"].as_str().unwrap()).unwrap();
+    let age = Utc::now().signed_duration_since(at);
+    assert!(age.num_seconds() >= 0 && age.num_seconds() < 60, "{at}");
+    assert_eq!(v.as_object().unwrap().len(), 10, "{v}");
+
+    // Delivered once, not again by later wake-ups for the same upload.
+    follow_redirect(&app, &key, &etag).await;
+    sleep_ms(700).await;
+    assert_eq!(rx.hits().len(), 1);
+    eprintln!("delivered {took:?} after the redirect");
+}
+
+#[actix_web::test]
+async fn an_upload_whose_browser_never_comes_back_is_delivered_by_the_sweep() {
+    let rx = Receiver::start().await;
+    let app = spawn_with(notifying(&rx, 1, None, CheckpointArg::File)).await;
+    let (key, etag) = upload_png(&app, "lost.png", 8, 8).await;
+    // No /uploaded: only the periodic sweep can find it.
+    rx.wait_delivered(&[&key], Duration::from_secs(8)).await;
+    let d = rx.delivered();
+    assert_eq!(d.len(), 1);
+    d[0].assert_signed();
+    assert_eq!(d[0].json()["id"], event_id(&key, &etag));
+    assert_eq!(d[0].json()["width"], 8);
+    // Later sweeps do not send it again.
+    sleep_ms(2_200).await;
+    assert_eq!(rx.hits().len(), 1, "{:#?}", rx.hits());
+}
+
+#[actix_web::test]
+async fn a_receiver_that_fails_for_a_while_gets_every_event_once_it_recovers() {
+    let rx = Receiver::start().await;
+    rx.fail(true);
+    let app = spawn_with(notifying(&rx, 1, None, CheckpointArg::File)).await;
+    let mut keys = Vec::new();
+    for (i, name) in ["one.png", "two.png", "three.png"].iter().enumerate() {
+        let (key, etag) = upload_png(&app, name, 10 + i as u32, 10).await;
+        if i == 0 {
+            follow_redirect(&app, &key, &etag).await;
+        }
+        keys.push((key, etag));
+    }
+    // The receiver answers 500 for a while: attempts are made, and retried.
+    assert!(
+        rx.wait(Duration::from_secs(10), |h| h
+            .iter()
+            .filter(|h| h.status == 500)
+            .count()
+            >= 3)
+            .await,
+        "retries happen while the receiver fails: {:#?}",
+        rx.hits().iter().map(|h| h.status).collect::<Vec<_>>()
+    );
+    sleep_ms(1_000).await;
+    assert!(rx.delivered().is_empty());
+    rx.fail(false);
+
+    let key_refs: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    rx.wait_delivered(&key_refs, Duration::from_secs(30)).await;
+    sleep_ms(1_500).await;
+
+    // Every attempt, failed or not, carried a valid signature.
+    for h in rx.hits() {
+        h.assert_signed();
+    }
+    let mut by_key = BTreeMap::new();
+    for h in rx.delivered() {
+        *by_key.entry(h.key()).or_insert(0) += 1;
+        let (_, etag) = keys.iter().find(|(k, _)| *k == h.key()).unwrap();
+        assert_eq!(h.json()["id"], event_id(&h.key(), etag));
+    }
+    let expected: BTreeMap<String, i32> = keys.iter().map(|(k, _)| (k.clone(), 1)).collect();
+    assert_eq!(by_key, expected, "each event delivered exactly once");
+}
+
+async fn restart_neither_loses_nor_resends(mode: CheckpointArg) {
+    let rx = Receiver::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_owned();
+
+    let first = spawn_with(notifying(&rx, 1, Some(dir.clone()), mode)).await;
+    let (ka, ea) = upload_png(&first, "a.png", 5, 5).await;
+    follow_redirect(&first, &ka, &ea).await;
+    rx.wait_delivered(&[&ka], Duration::from_secs(8)).await;
+
+    // The at-least-once window: between the receiver's 2xx and the checkpoint write.
+    // Outside it (the checkpoint holds the event), a restart must not re-send.
+    let id_a = event_id(&ka, &ea);
+    let client = store_client(&first, &dir);
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let stored = match mode {
+            CheckpointArg::File => std::fs::read(dir.join(CHECKPOINT_FILE)).ok(),
+            CheckpointArg::Bucket => client
+                .get(&bucket_key(&first.settings.prefix), 1 << 20)
+                .await
+                .unwrap()
+                .map(|b| b.to_vec()),
+        };
+        if stored.is_some_and(|s| String::from_utf8_lossy(&s).contains(&id_a)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the checkpoint never recorded A");
+        sleep_ms(50).await;
+    }
+
+    // C lands while the receiver is down; signpost stops before delivering it.
+    rx.fail(true);
+    let (kc, _) = upload_png(&first, "c.png", 6, 6).await;
+    assert!(
+        rx.wait(Duration::from_secs(8), |h| h
+            .iter()
+            .any(|h| h.status == 500 && h.key() == kc))
+            .await
+    );
+    first.handle.stop(true).await;
+    sleep_ms(500).await;
+    rx.fail(false);
+    let before_restart = rx.hits().len();
+
+    // A new signpost on the same data dir (and so the same bucket and checkpoint).
+    let second = spawn_with(notifying(&rx, 1, Some(dir.clone()), mode)).await;
+    let (kb, eb) = upload_png(&second, "b.png", 7, 7).await;
+    follow_redirect(&second, &kb, &eb).await;
+    rx.wait_delivered(&[&kb, &kc], Duration::from_secs(15))
+        .await;
+    sleep_ms(2_500).await; // a few more sweeps
+
+    assert_eq!(
+        rx.delivered_count(&ka),
+        1,
+        "A was re-sent after the restart"
+    );
+    assert_eq!(rx.delivered_count(&kb), 1);
+    assert_eq!(rx.delivered_count(&kc), 1, "C was lost or duplicated");
+    let after: Vec<String> = rx.hits()[before_restart..].iter().map(Hit::key).collect();
+    assert!(!after.contains(&ka), "{after:?}");
+    for h in rx.hits() {
+        h.assert_signed();
+    }
+    second.handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn a_restart_neither_loses_nor_resends_with_the_file_checkpoint() {
+    restart_neither_loses_nor_resends(CheckpointArg::File).await;
+}
+
+#[actix_web::test]
+async fn a_restart_neither_loses_nor_resends_with_the_bucket_checkpoint() {
+    restart_neither_loses_nor_resends(CheckpointArg::Bucket).await;
+}
+
+#[actix_web::test]
+async fn a_forged_redirect_for_a_missing_object_delivers_nothing() {
+    let rx = Receiver::start().await;
+    let app = spawn_with(notifying(&rx, 1, None, CheckpointArg::File)).await;
+    let ghost = format!("uploads/{}/ghost.png", UploadId::random(Utc::now()));
+    let r = app
+        .get(&format!(
+            "/uploaded?bucket=signpost&key={}&etag=0123456789abcdef0123456789abcdef",
+            enc(&ghost)
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    sleep_ms(2_500).await;
+    assert!(rx.hits().is_empty(), "{:#?}", rx.hits());
+
+    // The receiver does work: a real upload arrives, and only it.
+    let (key, _) = upload_png(&app, "real.png", 3, 3).await;
+    rx.wait_delivered(&[&key], Duration::from_secs(8)).await;
+    assert!(rx.hits().iter().all(|h| h.key() == key));
+}
+
+#[actix_web::test]
+async fn a_file_that_fails_verification_is_deleted_and_not_delivered() {
+    let rx = Receiver::start().await;
+    let app = spawn_with(notifying(&rx, 1, None, CheckpointArg::File)).await;
+    let client = store_client(&app, app.dir.path());
+    // The store took it (201); the 1 s sweep may delete it at any moment from now on.
+    let liar = upload_liar(&app).await;
+    let (good, _) = upload_png(&app, "good.png", 4, 4).await;
+
+    rx.wait_delivered(&[&good], Duration::from_secs(8)).await;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while client.head(&liar).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the liar was not deleted");
+        sleep_ms(100).await;
+    }
+    sleep_ms(1_200).await;
+    assert!(
+        rx.hits().iter().all(|h| h.key() != liar),
+        "{:#?}",
+        rx.hits()
+    );
+    assert_eq!(rx.hits().len(), 1);
+}
+
+#[actix_web::test]
+async fn events_prints_what_would_be_delivered_and_deletes_nothing() {
+    // No notifications configured: nothing else touches the bucket.
+    let app = spawn_with(|_| {}).await;
+    let client = store_client(&app, app.dir.path());
+    let since = Utc::now() - chrono::Duration::seconds(5);
+    let (k1, e1) = upload_png(&app, "first.png", 2, 3).await;
+    let (k2, e2) = upload_png(&app, "second.png", 4, 5).await;
+    let liar = upload_liar(&app).await;
+
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let summary = signpost::cli::events::write_events(
+        &client,
+        &app.settings,
+        since,
+        Utc::now(),
+        &mut out,
+        &mut err,
+    )
+    .await
+    .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(summary.printed, 2, "{lines:#?}");
+    assert_eq!(summary.rejected, 1);
+    let ids: Vec<&str> = lines.iter().map(|v| v["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&event_id(&k1, &e1).as_str()));
+    assert!(ids.contains(&event_id(&k2, &e2).as_str()));
+    let err = String::from_utf8(err).unwrap();
+    assert!(err.contains(&liar), "{err}");
+    assert!(
+        client.head(&liar).await.unwrap().is_some(),
+        "a read-only command must not delete"
+    );
+
+    // Nothing at or after a later time.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let later = Utc::now() + chrono::Duration::seconds(5);
+    let s = signpost::cli::events::write_events(
+        &client,
+        &app.settings,
+        later,
+        Utc::now(),
+        &mut out,
+        &mut err,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.printed, 0);
+    assert!(out.is_empty());
+
+    // The command itself, against the running store.
+    let mut settings = app.settings.clone();
+    settings.store = StoreSettings::Embedded {
+        bind: app.s3_addr.unwrap(),
+    };
+    let code = signpost::cli::events::run(
+        &settings,
+        &EventsArgs {
+            since: since.to_rfc3339(),
+        },
+    )
+    .await;
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let bad = signpost::cli::events::run(
+        &settings,
+        &EventsArgs {
+            since: "last tuesday".into(),
+        },
+    )
+    .await;
+    assert_eq!(bad, std::process::ExitCode::from(2));
+}
+
+#[actix_web::test]
+async fn the_secret_is_in_no_request_but_the_signature() {
+    let rx = Receiver::start().await;
+    let app = spawn_with(notifying(&rx, 1, None, CheckpointArg::File)).await;
+    let (key, _) = upload_png(&app, "s.png", 2, 2).await;
+    rx.wait_delivered(&[&key], Duration::from_secs(8)).await;
+    for h in rx.hits() {
+        assert!(!String::from_utf8_lossy(&h.body).contains(SECRET));
+        assert!(!h.signature.unwrap_or_default().contains(SECRET));
+    }
+    let cp = std::fs::read_to_string(app.dir.path().join(CHECKPOINT_FILE)).unwrap();
+    assert!(!cp.contains(SECRET));
+}
+
+/// The sweep itself, with a zero window so the watermark would pass the upload at once if it
+/// were allowed to: it must stop at an upload whose delivery failed, and pass it once
+/// delivered.
+#[actix_web::test]
+async fn the_checkpoint_never_passes_an_undelivered_upload() {
+    use signpost::notify::checkpoint::{Checkpoint, CheckpointStore};
+    use signpost::notify::delivery::Deliverer;
+    use signpost::notify::sweep::{Sweeper, Swept};
+
+    let rx = Receiver::start().await;
+    rx.fail(true);
+    let app = spawn_with(|_| {}).await; // no background sweep
+    let (key, etag) = upload_png(&app, "x.png", 3, 3).await;
+    let at_ms = signpost::upload::ObjectKey::parse(&app.settings.prefix, &key)
+        .unwrap()
+        .id()
+        .time()
+        .unwrap()
+        .timestamp_millis();
+    let cp_path = app.dir.path().join("cp.json");
+    let mut sweeper = Sweeper {
+        client: store_client(&app, app.dir.path()),
+        deliverer: Deliverer::new(rx.url.parse().unwrap(), Secret::new(SECRET)),
+        store: CheckpointStore::File(cp_path.clone()),
+        checkpoint: Some(Checkpoint::fresh(
+            &app.settings.bucket,
+            &app.settings.prefix,
+            at_ms - 1_000,
+        )),
+        bucket: app.settings.bucket.clone(),
+        prefix: app.settings.prefix.clone(),
+        limits: app.settings.limits.clone(),
+        clock: signpost::upload::Clock::System,
+        window: Duration::ZERO,
+    };
+
+    for _ in 0..2 {
+        let e = sweeper.sweep().await.unwrap_err();
+        assert!(e.to_string().contains("500"), "{e}");
+        let cp = sweeper.checkpoint.as_ref().unwrap();
+        assert_eq!(cp.watermark_ms, at_ms, "stops at the undelivered upload");
+        assert!(cp.delivered.is_empty());
+    }
+    assert_eq!(rx.hits().len(), 2);
+    assert!(rx.delivered().is_empty());
+
+    rx.fail(false);
+    assert_eq!(sweeper.sweep().await.unwrap(), Swept::Idle);
+    assert_eq!(rx.delivered_count(&key), 1);
+    let cp = sweeper.checkpoint.clone().unwrap();
+    assert!(cp.watermark_ms > at_ms, "passes it once delivered");
+    let saved: Checkpoint = serde_json::from_slice(&std::fs::read(&cp_path).unwrap()).unwrap();
+    assert_eq!(saved, cp);
+    // Behind the watermark, it is never listed again.
+    assert_eq!(sweeper.sweep().await.unwrap(), Swept::Idle);
+    assert_eq!(rx.hits().len(), 3);
+    assert_eq!(rx.delivered()[0].json()["id"], event_id(&key, &etag));
+}
