@@ -1,0 +1,291 @@
+//! Headless Chromium driven through Debian's chromedriver, for `tests/browser.rs`.
+//!
+//! Each [`Browser`] starts its own chromedriver on a free loopback port, in its own process
+//! group, with a fresh Chromium profile in a temporary directory; dropping it (also when a
+//! test panics) kills that process group, Chromium included. At most [`SLOTS`] browsers run at
+//! once, so the tests of the file stay parallel without starving a small machine.
+//!
+//! When Chromium or chromedriver is missing, [`Browser::start`] returns `None` after printing
+//! how to install them, or panics when the `CI` environment variable is set.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// How long any wait may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(50);
+
+/// Browsers running at once across the tests of this binary.
+static SLOTS: Semaphore = Semaphore::const_new(2);
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+fn tool(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+pub struct Browser {
+    pub client: Client,
+    name: String,
+    driver: Child,
+    dir: tempfile::TempDir,
+    _slot: SemaphorePermit<'static>,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        kill_group(&mut self.driver);
+    }
+}
+
+/// Kill chromedriver's process group (chromedriver, Chromium and its helpers), then reap it.
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// What a wait saw last: a value, or the error of the last attempt.
+type Seen = Result<Value, String>;
+
+impl Browser {
+    /// Start chromedriver and open a Chromium session, or `None` (skip) when they are not
+    /// installed and `CI` is unset. `name` names the test in messages and screenshots.
+    pub async fn start(name: &str) -> Option<Browser> {
+        let chromium = tool("SIGNPOST_CHROMIUM", CHROMIUM);
+        let driver = tool("SIGNPOST_CHROMEDRIVER", CHROMEDRIVER);
+        let missing: Vec<String> = [&chromium, &driver]
+            .into_iter()
+            .filter(|p| !p.is_file())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !missing.is_empty() {
+            let missing = missing.join(" and ");
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "CI is set, so the browser tests must run, but {missing} is missing: \
+                     install chromium chromium-driver (apt-get install chromium chromium-driver)"
+                );
+            }
+            eprintln!("skipping {name}: install chromium chromium-driver ({missing} not found)");
+            return None;
+        }
+
+        let slot = SLOTS
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = dir.path().join("chromedriver.log");
+        let (child, port) = spawn_driver(&driver, &log, name).await;
+        // From here on the guard owns the process group.
+        let mut guard = DriverGuard(Some(child));
+
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--disable-quic",
+                    "--window-size=1100,900",
+                    format!("--user-data-dir={}", dir.path().join("profile").display()),
+                ],
+            }),
+        );
+        let client = match ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "{name}: no Chromium session from chromedriver: {e}\n--- chromedriver log ---\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
+        };
+        Some(Browser {
+            client,
+            name: name.to_owned(),
+            driver: guard.0.take().expect("set above"),
+            dir,
+            _slot: slot,
+        })
+    }
+
+    /// End the session politely; dropping the browser then kills what is left.
+    pub async fn finish(self) {
+        let _ = self.client.clone().close().await;
+    }
+
+    pub async fn goto(&self, url: &str) {
+        if let Err(e) = self.client.goto(url).await {
+            self.fail(&format!("could not open {url}: {e}")).await;
+        }
+    }
+
+    pub async fn find(&self, css: &str) -> Element {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(e) => e,
+            Err(e) => self.fail(&format!("no element {css}: {e}")).await,
+        }
+    }
+
+    /// Run `script` (a function body; `arguments[i]` are `args`) and return its value.
+    pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        match self.client.execute(script, args).await {
+            Ok(v) => v,
+            Err(e) => self.fail(&format!("script failed: {e}\n{script}")).await,
+        }
+    }
+
+    /// Poll `script` until `ready` accepts its value; fail after [`TIMEOUT`] with what was seen.
+    /// Script errors (a page being replaced, say) count as "not yet".
+    pub async fn wait(
+        &self,
+        what: &str,
+        script: &str,
+        args: Vec<Value>,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        let mut seen: Seen = Err("nothing yet".into());
+        while start.elapsed() < TIMEOUT {
+            match self.client.execute(script, args.clone()).await {
+                Ok(v) if ready(&v) => return v,
+                Ok(v) => seen = Ok(v),
+                Err(e) => seen = Err(e.to_string()),
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        let seen = match seen {
+            Ok(v) => v.to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        self.fail(&format!(
+            "timed out after {TIMEOUT:?} waiting for {what}; last seen: {seen}"
+        ))
+        .await
+    }
+
+    /// Save a screenshot as `<dir>/<test>-<label>.png` when `SIGNPOST_SCREENSHOT_DIR` is set.
+    pub async fn snap(&self, label: &str) {
+        if let Some(dir) = std::env::var_os("SIGNPOST_SCREENSHOT_DIR") {
+            let path = Path::new(&dir).join(format!("{}-{label}.png", self.name));
+            let png = self.client.screenshot().await.expect("a screenshot");
+            std::fs::write(&path, png).expect("screenshot written");
+            eprintln!("screenshot: {}", path.display());
+        }
+    }
+
+    /// Fail the test with `msg`, the page's URL and status text, and a screenshot's path.
+    pub async fn fail(&self, msg: &str) -> ! {
+        let url = self
+            .client
+            .current_url()
+            .await
+            .map_or_else(|e| format!("(unknown: {e})"), |u| u.to_string());
+        let status = self
+            .client
+            .execute(
+                "const s = document.getElementById('status'); return s ? s.textContent : null;",
+                vec![],
+            )
+            .await
+            .unwrap_or(Value::Null);
+        let shot = std::env::temp_dir().join(format!("signpost-browser-{}.png", self.name));
+        let shot = match self.client.screenshot().await {
+            Ok(png) if std::fs::write(&shot, &png).is_ok() => shot.display().to_string(),
+            _ => "(none)".into(),
+        };
+        panic!(
+            "{}: {msg}\n  page: {url}\n  #status: {status}\n  screenshot: {shot}",
+            self.name
+        );
+    }
+}
+
+/// Kills chromedriver if the browser never gets built (a panic while connecting).
+struct DriverGuard(Option<Child>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            kill_group(child);
+        }
+    }
+}
+
+/// Start chromedriver on a free port and wait until it accepts connections. Retries on a new
+/// port when it exits early (another process took the port in between).
+async fn spawn_driver(driver: &Path, log: &Path, name: &str) -> (Child, u16) {
+    for _ in 0..3 {
+        let port = free_port();
+        let out = File::create(log).expect("chromedriver log file");
+        let mut child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log handle"))
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: cannot start {}: {e}", driver.display()));
+        let mut guard = DriverGuard(None);
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break; // exited: try another port
+            }
+            if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                .await
+                .is_ok()
+            {
+                return (child, port);
+            }
+            if start.elapsed() > TIMEOUT {
+                guard.0 = Some(child);
+                panic!(
+                    "{name}: chromedriver did not answer on port {port} within {TIMEOUT:?}\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        kill_group(&mut child);
+    }
+    panic!(
+        "{name}: chromedriver exited three times at start\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
