@@ -220,8 +220,15 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     } else {
         actix_web::ResponseError::error_response(&PageError(p))
     };
+    // What the resource takes: the fragment, the confirmation and the gallery have no
+    // HEAD route, so they must not advertise one.
     let allow = if req.path().starts_with("/api/") {
         "POST"
+    } else if matches!(
+        req.path(),
+        "/fragments/image-meta" | "/uploaded" | "/gallery"
+    ) {
+        "GET"
     } else {
         "GET, HEAD"
     };
