@@ -599,7 +599,9 @@ impl Settings {
         let notify = match (non_empty(c.notify_url), non_empty(c.notify_secret)) {
             (None, None) => None,
             (Some(_), None) => {
-                return err("--notify-url is set but --notify-secret is not: events must be signed");
+                return err(
+                    "--notify-url is set but --notify-secret is not: events must be signed",
+                );
             }
             (None, Some(_)) => return err("--notify-secret is set but --notify-url is not"),
             (Some(raw), Some(secret)) => {

@@ -88,7 +88,7 @@ impl Serialize for Condition<'_> {
 
 /// `2026-01-01T12:00:00.000Z`: ISO 8601, UTC, milliseconds, as S3 expects.
 pub fn format_expiration(t: DateTime<Utc>) -> impl std::fmt::Display {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+    super::time::Iso8601Millis(t)
 }
 
 struct Expiration(DateTime<Utc>);

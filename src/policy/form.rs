@@ -234,7 +234,10 @@ impl Signer {
 }
 
 fn encode(policy: &PostPolicy<'_>) -> String {
-    STANDARD.encode(policy.to_json())
+    let json = policy.to_json();
+    let mut out = String::with_capacity(json.len().div_ceil(3) * 4);
+    STANDARD.encode_string(&json, &mut out);
+    out
 }
 
 fn finish(form: PostForm, now: DateTime<Utc>, tail: [(&'static str, String); 2]) -> SignedForm {

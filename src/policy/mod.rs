@@ -8,6 +8,7 @@ mod document;
 mod form;
 pub mod sigv2;
 pub mod sigv4;
+pub mod time;
 
 pub use document::{Condition, PostPolicy, format_expiration};
 pub use form::{PostForm, SignedForm, Signer, Version, all_fields_covered, is_exempt};

@@ -22,19 +22,24 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// `YYYYMMDD`, the date part of a credential scope.
-pub fn scope_date(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%d").to_string()
-}
-
-/// `YYYYMMDDTHHMMSSZ`, the `x-amz-date` form.
-pub fn amz_date(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%dT%H%M%SZ").to_string()
-}
+pub use super::time::{amz_date, scope_date};
 
 /// `AKID/YYYYMMDD/REGION/s3/aws4_request`
 pub fn credential(access_key_id: &str, date: &str, region: &str) -> String {
-    format!("{access_key_id}/{date}/{region}/{SERVICE}/aws4_request")
+    let mut s = String::with_capacity(access_key_id.len() + date.len() + region.len() + 20);
+    for part in [
+        access_key_id,
+        "/",
+        date,
+        "/",
+        region,
+        "/",
+        SERVICE,
+        "/aws4_request",
+    ] {
+        s.push_str(part);
+    }
+    s
 }
 
 /// The derived signing key. Its `Debug` does not show it: it is as good as the secret for

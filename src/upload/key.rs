@@ -218,38 +218,42 @@ pub fn safe_file_name(original: &str, image_type: ImageType) -> String {
         _ => (base, None),
     };
 
-    let mut out = String::with_capacity(stem.len().min(MAX_SAFE_NAME));
+    let mut out = String::with_capacity(stem.len().min(MAX_SAFE_NAME) + 8);
     for c in stem.chars() {
-        let piece = if is_valid_key_char(c) {
+        if c == '.' {
             // A dot inside the stem is kept, but never two in a row (no `..`).
-            if c == '.' && out.ends_with('.') {
-                continue;
+            if !out.ends_with('.') {
+                out.push(c);
             }
-            c.encode_utf8(&mut [0; 4]).to_owned()
+        } else if c != '-' && is_valid_key_char(c) {
+            out.push(c);
         } else if let Some(f) = fold(c) {
-            f.to_owned()
-        } else {
-            "-".to_owned()
-        };
-        if piece == "-" && (out.is_empty() || out.ends_with('-')) {
-            continue;
+            out.push_str(f);
+        } else if !(out.is_empty() || out.ends_with('-')) {
+            out.push('-');
         }
-        out.push_str(&piece);
     }
-    let trimmed = out.trim_matches(|c| matches!(c, '-' | '.' | '_'));
-    let ext_ok = ext
-        .map(|e| e.to_ascii_lowercase())
-        .filter(|e| image_type.extensions().contains(&e.as_str()));
-    let ext = ext_ok.unwrap_or_else(|| image_type.extensions()[0].to_owned());
+    // Everything is ASCII now: byte offsets are character offsets.
+    let ext = ext
+        .and_then(|e| {
+            image_type
+                .extensions()
+                .iter()
+                .find(|known| known.eq_ignore_ascii_case(e))
+        })
+        .unwrap_or(&image_type.extensions()[0]);
     let max_stem = MAX_SAFE_NAME - 1 - ext.len();
-    let mut stem: String = trimmed.chars().take(max_stem).collect();
-    while stem.ends_with(['-', '.', '_']) {
-        stem.pop();
-    }
+    let mut stem = out.trim_matches(|c| matches!(c, '-' | '.' | '_'));
+    stem = &stem[..stem.len().min(max_stem)];
+    stem = stem.trim_end_matches(['-', '.', '_']);
     if stem.is_empty() {
-        stem.push_str("image");
+        stem = "image";
     }
-    format!("{stem}.{ext}")
+    let mut name = String::with_capacity(stem.len() + 1 + ext.len());
+    name.push_str(stem);
+    name.push('.');
+    name.push_str(ext);
+    name
 }
 
 /// Encode a user-supplied value for an `x-amz-meta-*` field: S3 metadata travels in HTTP
@@ -348,6 +352,7 @@ mod tests {
         assert_eq!(safe_file_name("a..b.jpeg", ImageType::Jpeg), "a.b.jpeg");
         assert_eq!(safe_file_name("photo.jpg", png), "photo.png");
         assert_eq!(safe_file_name("", png), "image.png");
+        assert_eq!(safe_file_name("a -- b__c.PNG", png), "a-b__c.png");
         let long = "x".repeat(500);
         assert_eq!(safe_file_name(&long, png).len(), MAX_SAFE_NAME);
     }

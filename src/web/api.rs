@@ -7,7 +7,6 @@ use std::borrow::Cow;
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::SecondsFormat;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -51,7 +50,7 @@ impl<'a> PresignResponse<'a> {
             fields: Fields(&s.fields),
             headers: serde_json::Map::new(),
             key: &s.key,
-            expires_at: s.expires_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            expires_at: crate::policy::time::Iso8601Millis(s.expires_at).to_string(),
         }
     }
 }
@@ -97,7 +96,7 @@ fn bounded(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
-#[tracing::instrument(name = "api_presign", skip_all)]
+#[tracing::instrument(level = "debug", name = "api_presign", skip_all)]
 pub async fn presign(
     req: HttpRequest,
     state: web::Data<State>,
@@ -165,7 +164,7 @@ pub async fn confirm(
         height: dims.map(|d| d.height),
         uploaded_at: c
             .uploaded_at
-            .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            .map(|t| crate::policy::time::Iso8601Millis(t).to_string()),
         url: state.confirmation_path(c.key.as_str(), &c.etag),
         image_url: state.image_url(c.key.as_str(), c.image_type.mime()),
     };

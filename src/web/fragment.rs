@@ -39,7 +39,8 @@ pub fn upload_request(q: &Query) -> Result<UploadRequest, Problem> {
     })
 }
 
-#[tracing::instrument(name = "image_meta", skip_all)]
+// Debug level: signing is the hot path, and the request span already names the route.
+#[tracing::instrument(level = "debug", name = "image_meta", skip_all)]
 pub async fn image_meta(
     req: HttpRequest,
     state: web::Data<State>,

@@ -6,10 +6,10 @@ use std::borrow::Cow;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::SecondsFormat;
 
 use super::assets::{AssetUrls, urls};
 use super::{State, html, no_store};
+use crate::policy::time::rfc3339_seconds;
 use crate::upload::{ImageType, SignedUpload};
 
 /// One `<option>` of the no-JavaScript type select.
@@ -23,7 +23,29 @@ pub struct TypeOption {
 pub struct MetaField {
     pub name: Cow<'static, str>,
     pub value: String,
+    /// The value has no character HTML would need escaped in an attribute (base64, hex,
+    /// keys, URLs): the template writes it as it is instead of scanning it again.
+    pub plain: bool,
     pub options: Option<Vec<TypeOption>>,
+}
+
+/// The fields whose values signpost builds from a strict alphabet (base64, hex, keys,
+/// dates, URLs, MIME types, digits): no character HTML would need escaped in an attribute,
+/// so the template writes them without scanning them a second time. Anything else (the
+/// user's file name, an ACL) is escaped as usual.
+fn is_plain_field(name: &str) -> bool {
+    !(name.starts_with("x-amz-meta-filename") || name.eq_ignore_ascii_case("acl"))
+}
+
+/// Debug builds (and so every test, fuzzing included) check the claim above.
+fn has_plain_chars(value: &str) -> bool {
+    value.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'+' | b'/' | b'=' | b'.' | b'_' | b':' | b'-' | b'[' | b']'
+            )
+    })
 }
 
 /// What the image-meta partial shows: the signed fields in policy order, and when to sign
@@ -55,7 +77,13 @@ impl MetaView {
                     ),
                     _ => None,
                 };
+                let plain = is_plain_field(&name);
+                debug_assert!(
+                    !plain || has_plain_chars(&value),
+                    "field {name} has unsafe characters"
+                );
                 MetaField {
+                    plain,
                     name,
                     value,
                     options,
@@ -65,8 +93,8 @@ impl MetaView {
         Self {
             fields,
             key: signed.key,
-            expires_at: signed.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            resign_at: signed.resign_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            expires_at: rfc3339_seconds(signed.expires_at),
+            resign_at: rfc3339_seconds(signed.resign_at),
         }
     }
 }
@@ -82,7 +110,7 @@ struct IndexPage<'a> {
     meta: MetaView,
 }
 
-#[tracing::instrument(name = "index", skip_all)]
+#[tracing::instrument(level = "debug", name = "index", skip_all)]
 pub async fn index(state: web::Data<State>) -> HttpResponse {
     let signed = state.presigner.initial(state.clock);
     let limits = &state.presigner.limits;

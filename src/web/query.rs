@@ -10,33 +10,33 @@ use super::error::Problem;
 pub const MAX_QUERY_BYTES: usize = 4096;
 pub const MAX_PARAMS: usize = 16;
 
+/// Parsed parameters, borrowing from the request where no decoding was needed.
 #[derive(Debug, Default)]
-pub struct Query {
-    pairs: Vec<(String, String)>,
+pub struct Query<'a> {
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
-fn decode(s: &str) -> Option<String> {
-    let plus: Cow<'_, str> = if s.contains('+') {
-        Cow::Owned(s.replace('+', " "))
-    } else {
-        Cow::Borrowed(s)
-    };
+fn decode(s: &str) -> Option<Cow<'_, str>> {
+    if !s.contains(['+', '%']) {
+        return Some(Cow::Borrowed(s));
+    }
+    let plus = s.replace('+', " ");
     percent_decode_str(&plus)
         .decode_utf8()
         .ok()
-        .map(Cow::into_owned)
+        .map(|d| Cow::Owned(d.into_owned()))
 }
 
-impl Query {
+impl<'a> Query<'a> {
     /// Parse a raw query string (without `?`).
-    pub fn parse(raw: &str) -> Result<Self, Problem> {
+    pub fn parse(raw: &'a str) -> Result<Self, Problem> {
         if raw.len() > MAX_QUERY_BYTES {
             return Err(Problem::bad_request(
                 "query_too_long",
                 format!("The address is too long (its query is over {MAX_QUERY_BYTES} bytes)."),
             ));
         }
-        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut pairs: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(8);
         for part in raw.split('&').filter(|p| !p.is_empty()) {
             if pairs.len() == MAX_PARAMS {
                 return Err(Problem::bad_request(
@@ -67,7 +67,7 @@ impl Query {
         self.pairs
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// A parameter that must be absent or a whole number.
