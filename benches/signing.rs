@@ -48,7 +48,10 @@ fn presigner(version: Version) -> Presigner {
 fn form(now: chrono::DateTime<Utc>) -> PostForm {
     let mut f = PostForm::new(now + chrono::Duration::minutes(10));
     f.bucket("signpost")
-        .field("key", "uploads/fe5ddab2-7fcb-86a3-9339-5115a5e46ae4/holiday-photo.png")
+        .field(
+            "key",
+            "uploads/fe5ddab2-7fcb-86a3-9339-5115a5e46ae4/holiday-photo.png",
+        )
         .field("Content-Type", "image/png")
         .field("success_action_redirect", "http://127.0.0.1:8080/uploaded")
         .field("x-amz-meta-filename", "Holiday photo.png")
@@ -70,9 +73,15 @@ fn signing(c: &mut Criterion) {
     });
     let cache = sigv4::KeyCache::default();
     g.bench_function("sigv4_cached_key", |b| {
-        b.iter(|| cache.get(black_box(SECRET), now, "us-east-1").sign(black_box(policy_b64.as_bytes())))
+        b.iter(|| {
+            cache
+                .get(black_box(SECRET), now, "us-east-1")
+                .sign(black_box(policy_b64.as_bytes()))
+        })
     });
-    g.bench_function("sigv2", |b| b.iter(|| sigv2::sign(black_box(SECRET), black_box(policy_b64.as_bytes()))));
+    g.bench_function("sigv2", |b| {
+        b.iter(|| sigv2::sign(black_box(SECRET), black_box(policy_b64.as_bytes())))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("policy");
@@ -80,13 +89,19 @@ fn signing(c: &mut Criterion) {
         b.iter(|| {
             let mut p = signpost::policy::PostPolicy::new(now);
             p.exact("bucket", "signpost")
-                .exact("key", "uploads/fe5ddab2-7fcb-86a3-9339-5115a5e46ae4/holiday-photo.png")
+                .exact(
+                    "key",
+                    "uploads/fe5ddab2-7fcb-86a3-9339-5115a5e46ae4/holiday-photo.png",
+                )
                 .exact("Content-Type", "image/png")
                 .exact("success_action_redirect", "http://127.0.0.1:8080/uploaded")
                 .exact("x-amz-meta-filename", "Holiday photo.png")
                 .content_length_range(1, 10 * 1024 * 1024)
                 .exact("x-amz-algorithm", "AWS4-HMAC-SHA256")
-                .exact("x-amz-credential", "AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/s3/aws4_request")
+                .exact(
+                    "x-amz-credential",
+                    "AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/s3/aws4_request",
+                )
                 .exact("x-amz-date", "20260101T000000Z");
             p.to_json()
         })
@@ -155,7 +170,9 @@ fn handler(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 sys.block_on(async {
-                    let resp = atest::call_service(&svc, atest::TestRequest::get().uri(uri).to_request()).await;
+                    let resp =
+                        atest::call_service(&svc, atest::TestRequest::get().uri(uri).to_request())
+                            .await;
                     assert!(resp.status().is_success());
                     atest::read_body(resp).await
                 })

@@ -10,7 +10,10 @@ use signpost::testdata;
 use signpost::upload::Clock;
 
 fn cards(html: &str) -> Vec<String> {
-    html.split("<li class=\"card\">").skip(1).map(|s| s.split("</li>").next().unwrap().to_owned()).collect()
+    html.split("<li class=\"card\">")
+        .skip(1)
+        .map(|s| s.split("</li>").next().unwrap().to_owned())
+        .collect()
 }
 
 #[actix_web::test]
@@ -18,10 +21,18 @@ async fn the_gallery_lists_exactly_the_uploads_newest_first() {
     let app = spawn_app().await;
     let empty = app.get("/gallery").await;
     assert_eq!(empty.status, StatusCode::OK);
-    assert!(empty.body.contains("Nothing has been uploaded yet"), "{}", empty.body);
+    assert!(
+        empty.body.contains("Nothing has been uploaded yet"),
+        "{}",
+        empty.body
+    );
     assert!(empty.body.contains("href=\"/\""));
 
-    let images = [("first.png", (3, 2)), ("second.png", (5, 4)), ("third.png", (7, 6))];
+    let images = [
+        ("first.png", (3, 2)),
+        ("second.png", (5, 4)),
+        ("third.png", (7, 6)),
+    ];
     let mut bytes = Vec::new();
     for (name, (w, h)) in images {
         let png = testdata::png(w, h);
@@ -41,7 +52,10 @@ async fn the_gallery_lists_exactly_the_uploads_newest_first() {
     assert!(!page.body.contains("class=\"more\""), "no more link for 3");
     // The thumbnails fetch the right bytes.
     for (card, png) in found.iter().zip(bytes.iter().rev()) {
-        let img = tags(card).into_iter().find(|t| tag_name(t) == "img").unwrap();
+        let img = tags(card)
+            .into_iter()
+            .find(|t| tag_name(t) == "img")
+            .unwrap();
         let r = app.get(&attr(&img, "src").unwrap()).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.bytes.as_ref(), png.as_slice());
@@ -53,10 +67,22 @@ async fn the_gallery_lists_exactly_the_uploads_newest_first() {
 async fn server_dimensions_win_over_the_browsers() {
     let app = spawn_app().await;
     // The browser claims 999×999; the header says 6×4.
-    let (key, etag) = app.upload_via_api("lying-dims.png", &testdata::png(6, 4), Some((999, 999))).await;
-    let page = app.get(&format!("/uploaded?bucket=signpost&key={}&etag={}", enc(&key), enc(&etag))).await;
+    let (key, etag) = app
+        .upload_via_api("lying-dims.png", &testdata::png(6, 4), Some((999, 999)))
+        .await;
+    let page = app
+        .get(&format!(
+            "/uploaded?bucket=signpost&key={}&etag={}",
+            enc(&key),
+            enc(&etag)
+        ))
+        .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("6 × 4") && !page.body.contains("999"), "{}", page.body);
+    assert!(
+        page.body.contains("6 × 4") && !page.body.contains("999"),
+        "{}",
+        page.body
+    );
     let gallery = app.get("/gallery").await;
     assert!(gallery.body.contains("6 × 4") && !gallery.body.contains("999 × 999"));
 }
@@ -70,12 +96,18 @@ async fn a_more_link_appears_only_past_24() {
     }
     let page = app.get("/gallery").await;
     assert_eq!(cards(&page.body).len(), 24);
-    assert!(!page.body.contains("class=\"more\""), "exactly 24: no more link");
+    assert!(
+        !page.body.contains("class=\"more\""),
+        "exactly 24: no more link"
+    );
     app.upload_via_api("img24.png", &png, None).await;
     let page = app.get("/gallery").await;
     assert_eq!(cards(&page.body).len(), 24);
     assert!(page.body.contains("img24.png"), "newest first");
-    let more = tags(&page.body).into_iter().find(|t| attr(t, "class").as_deref() == Some("more")).expect("a more link");
+    let more = tags(&page.body)
+        .into_iter()
+        .find(|t| attr(t, "class").as_deref() == Some("more"))
+        .expect("a more link");
     let next = app.get(&attr(&more, "href").unwrap()).await;
     assert_eq!(next.status, StatusCode::OK);
     let rest = cards(&next.body);
@@ -90,11 +122,25 @@ async fn a_more_link_appears_only_past_24() {
 #[actix_web::test]
 async fn a_broken_object_is_skipped() {
     let app = spawn_app().await;
-    app.upload_via_api("good.png", &testdata::png(2, 2), None).await;
+    app.upload_via_api("good.png", &testdata::png(2, 2), None)
+        .await;
     // Bytes that are not the declared type: listed, but not shown.
     let p = app.presign("bad.png", "image/png", 6, None).await;
-    let fields: Vec<(String, String)> = p["fields"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().into())).collect();
-    let r = app.post_form(p["url"].as_str().unwrap(), &fields, "bad.png", "image/png", b"nopeno").await;
+    let fields: Vec<(String, String)> = p["fields"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().into()))
+        .collect();
+    let r = app
+        .post_form(
+            p["url"].as_str().unwrap(),
+            &fields,
+            "bad.png",
+            "image/png",
+            b"nopeno",
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let page = app.get("/gallery").await;
     assert_eq!(page.status, StatusCode::OK);
@@ -126,7 +172,9 @@ async fn an_unreachable_store_is_a_clear_503_within_5_seconds() {
 async fn the_api_signs_uploads_that_land_with_the_signed_metadata() {
     let app = spawn_app().await;
     let png = testdata::png(8, 5);
-    let p = app.presign("Café.png", "image/png", png.len(), Some((8, 5))).await;
+    let p = app
+        .presign("Café.png", "image/png", png.len(), Some((8, 5)))
+        .await;
     assert_eq!(p["method"], "POST");
     assert!(p["url"].as_str().unwrap().ends_with("/signpost"));
     assert!(p["expires_at"].as_str().unwrap().ends_with('Z'));
@@ -136,21 +184,40 @@ async fn the_api_signs_uploads_that_land_with_the_signed_metadata() {
     assert_eq!(fields["x-amz-meta-width"], "8");
     // Field order is form order (checked on the raw text: a JSON map has no order).
     let raw = app
-        .post_json("/api/presign", &serde_json::json!({"filename": "o.png", "content_type": "image/png", "size": 3}))
+        .post_json(
+            "/api/presign",
+            &serde_json::json!({"filename": "o.png", "content_type": "image/png", "size": 3}),
+        )
         .await
         .body;
     let fields_text = between(&raw, "\"fields\":{", "}").unwrap();
     assert!(fields_text.starts_with("\"key\":"), "{fields_text}");
-    let order = ["\"key\"", "\"Content-Type\"", "\"success_action_status\"", "\"x-amz-meta-filename\"", "\"x-amz-algorithm\"", "\"policy\"", "\"x-amz-signature\""];
+    let order = [
+        "\"key\"",
+        "\"Content-Type\"",
+        "\"success_action_status\"",
+        "\"x-amz-meta-filename\"",
+        "\"x-amz-algorithm\"",
+        "\"policy\"",
+        "\"x-amz-signature\"",
+    ];
     let at: Vec<usize> = order.iter().map(|n| fields_text.find(n).unwrap()).collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{fields_text}");
 
     let (key, etag) = app.upload_via_api("Café.png", &png, Some((8, 5))).await;
-    let r = app.post_json("/api/uploads/confirm", &serde_json::json!({"key": key, "etag": etag})).await;
+    let r = app
+        .post_json(
+            "/api/uploads/confirm",
+            &serde_json::json!({"key": key, "etag": etag}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let c: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(c["filename"], "Café.png");
-    assert_eq!((c["width"].as_u64(), c["height"].as_u64()), (Some(8), Some(5)));
+    assert_eq!(
+        (c["width"].as_u64(), c["height"].as_u64()),
+        (Some(8), Some(5))
+    );
     assert_eq!(c["content_type"], "image/png");
     assert_eq!(c["size"].as_u64(), Some(png.len() as u64));
     assert!(c["url"].as_str().unwrap().starts_with("/uploaded?"));
@@ -161,14 +228,54 @@ async fn each_invalid_request_gets_its_code() {
     let app = spawn_app().await;
     let json = |v: serde_json::Value| v;
     let cases = [
-        (json(serde_json::json!({"content_type": "image/png", "size": 1})), StatusCode::UNPROCESSABLE_ENTITY, "filename_missing"),
-        (json(serde_json::json!({"filename": "a.svg", "content_type": "image/svg+xml", "size": 1})), StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type_not_allowed"),
-        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 999_999_999})), StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
-        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png"})), StatusCode::UNPROCESSABLE_ENTITY, "size_missing"),
-        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 0})), StatusCode::UNPROCESSABLE_ENTITY, "file_empty"),
-        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 1, "width": 0, "height": 1})), StatusCode::UNPROCESSABLE_ENTITY, "dimensions_invalid"),
-        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": -1})), StatusCode::UNPROCESSABLE_ENTITY, "json_invalid"),
-        (json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 1, "bucket": "other"})), StatusCode::UNPROCESSABLE_ENTITY, "json_invalid"),
+        (
+            json(serde_json::json!({"content_type": "image/png", "size": 1})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "filename_missing",
+        ),
+        (
+            json(
+                serde_json::json!({"filename": "a.svg", "content_type": "image/svg+xml", "size": 1}),
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type_not_allowed",
+        ),
+        (
+            json(
+                serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 999_999_999}),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "file_too_large",
+        ),
+        (
+            json(serde_json::json!({"filename": "a.png", "content_type": "image/png"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "size_missing",
+        ),
+        (
+            json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 0})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "file_empty",
+        ),
+        (
+            json(
+                serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 1, "width": 0, "height": 1}),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "dimensions_invalid",
+        ),
+        (
+            json(serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": -1})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "json_invalid",
+        ),
+        (
+            json(
+                serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 1, "bucket": "other"}),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "json_invalid",
+        ),
     ];
     for (body, status, code) in cases {
         let r = app.post_json("/api/presign", &body).await;
@@ -177,17 +284,26 @@ async fn each_invalid_request_gets_its_code() {
         assert_eq!(v["error"]["code"], code, "{body}");
         assert!(v["error"]["message"].as_str().unwrap().len() > 10);
     }
-    let r = app.post_raw("/api/presign", "text/plain", "filename=a.png").await;
+    let r = app
+        .post_raw("/api/presign", "text/plain", "filename=a.png")
+        .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(r.body.contains("\"unsupported_media_type\""));
-    let r = app.post_raw("/api/presign", "application/json", "{not json").await;
+    let r = app
+        .post_raw("/api/presign", "application/json", "{not json")
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("\"json_invalid\""));
     let big = format!("{{\"filename\": \"{}\"}}", "a".repeat(20 * 1024));
     let r = app.post_raw("/api/presign", "application/json", big).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(r.body.contains("\"body_too_large\""));
-    let r = app.post_json("/api/uploads/confirm", &serde_json::json!({"key": "elsewhere/x.png", "etag": "abc"})).await;
+    let r = app
+        .post_json(
+            "/api/uploads/confirm",
+            &serde_json::json!({"key": "elsewhere/x.png", "etag": "abc"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.contains("\"key_outside_prefix\""));
 }

@@ -23,7 +23,11 @@ const V2_POLICY: &str = "{ \"expiration\": \"2007-12-01T12:00:00.000Z\",\n  \"co
 #[test]
 fn sigv4_browser_post_example_byte_for_byte() {
     assert_eq!(V4_POLICY.len(), 648);
-    assert_eq!(V4_POLICY.matches("\r\n").count(), V4_POLICY.matches('\n').count(), "CRLF only");
+    assert_eq!(
+        V4_POLICY.matches("\r\n").count(),
+        V4_POLICY.matches('\n').count(),
+        "CRLF only"
+    );
     let b64 = STANDARD.encode(V4_POLICY);
     assert!(b64.starts_with("eyAiZXhwaXJhdGlvbiI6ICIyMDE1LTEyLTMwVDEyOjAwOjAwLjAwMFoiLA0K"));
     assert!(b64.ends_with("ICB7IngtYW16LWRhdGUiOiAiMjAxNTEyMjlUMDAwMDAwWiIgfQ0KICBdDQp9"));
@@ -61,7 +65,10 @@ fn compact_sigv4_vector_from_our_serializer() {
         .exact("x-amz-meta-uuid", "14365123651274")
         .exact("bucket", "examplebucket")
         .exact("x-amz-algorithm", "AWS4-HMAC-SHA256")
-        .exact("x-amz-credential", "AKIAIOSFODNN7EXAMPLE/20130806/us-east-1/s3/aws4_request")
+        .exact(
+            "x-amz-credential",
+            "AKIAIOSFODNN7EXAMPLE/20130806/us-east-1/s3/aws4_request",
+        )
         .exact("x-amz-date", "20130806T120000Z");
     let json = p.to_json();
     assert_eq!(std::str::from_utf8(&json).unwrap(), expected);
@@ -87,12 +94,22 @@ fn the_signer_reproduces_the_compact_vector_fields() {
     );
     let now = Utc.with_ymd_and_hms(2013, 8, 6, 12, 0, 0).unwrap();
     let mut form = PostForm::new(now + chrono::Duration::minutes(10));
-    form.bucket("examplebucket").field("key", "user/user1/a.png").content_length_range(1, 10);
+    form.bucket("examplebucket")
+        .field("key", "user/user1/a.png")
+        .content_length_range(1, 10);
     let signed = signer.sign(form, now);
     let names: Vec<&str> = signed.fields.iter().map(|(k, _)| k.as_ref()).collect();
     assert_eq!(
         names,
-        ["key", "x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-security-token", "policy", "x-amz-signature"]
+        [
+            "key",
+            "x-amz-algorithm",
+            "x-amz-credential",
+            "x-amz-date",
+            "x-amz-security-token",
+            "policy",
+            "x-amz-signature"
+        ]
     );
     assert_eq!(signed.get("x-amz-date"), Some("20130806T120000Z"));
     assert_eq!(
@@ -100,9 +117,15 @@ fn the_signer_reproduces_the_compact_vector_fields() {
         Some("AKIAIOSFODNN7EXAMPLE/20130806/us-east-1/s3/aws4_request")
     );
     let key = sigv4::SigningKey::derive(V4_SECRET, "20130806", "us-east-1", "s3");
-    assert_eq!(key.sign(signed.get("policy").unwrap().as_bytes()), signed.get("x-amz-signature").unwrap());
+    assert_eq!(
+        key.sign(signed.get("policy").unwrap().as_bytes()),
+        signed.get("x-amz-signature").unwrap()
+    );
     let policy = String::from_utf8(signed.policy_json().unwrap()).unwrap();
-    assert!(policy.contains(r#"{"x-amz-security-token":"TOKEN/with+chars="}"#), "{policy}");
+    assert!(
+        policy.contains(r#"{"x-amz-security-token":"TOKEN/with+chars="}"#),
+        "{policy}"
+    );
     all_fields_covered(&signed.fields, &signed.policy_json().unwrap()).unwrap();
 }
 
@@ -122,12 +145,26 @@ fn v2_signer() -> Signer {
 fn the_v2_form_has_the_tutorials_fields() {
     let now = Utc.with_ymd_and_hms(2007, 12, 1, 11, 50, 0).unwrap();
     let mut form = PostForm::new(now + chrono::Duration::minutes(10));
-    form.bucket("johnsmith").field("key", "user/eric/a.jpg").field("Content-Type", "image/jpeg");
+    form.bucket("johnsmith")
+        .field("key", "user/eric/a.jpg")
+        .field("Content-Type", "image/jpeg");
     let signed = v2_signer().sign(form, now);
     let names: Vec<&str> = signed.fields.iter().map(|(k, _)| k.as_ref()).collect();
-    assert_eq!(names, ["key", "Content-Type", "AWSAccessKeyId", "Policy", "Signature"]);
     assert_eq!(
-        sigv2::sign("uV3F3YluFJax1cknvbcGwgjvx4QpvB+leU8dUj2o", signed.get("Policy").unwrap().as_bytes()),
+        names,
+        [
+            "key",
+            "Content-Type",
+            "AWSAccessKeyId",
+            "Policy",
+            "Signature"
+        ]
+    );
+    assert_eq!(
+        sigv2::sign(
+            "uV3F3YluFJax1cknvbcGwgjvx4QpvB+leU8dUj2o",
+            signed.get("Policy").unwrap().as_bytes()
+        ),
         signed.get("Signature").unwrap()
     );
 }
