@@ -151,9 +151,9 @@ pub struct Config {
         hide_env_values = true,
         global = true
     )]
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true, global = true)]
-    pub session_token: Option<String>,
+    pub session_token: Option<Secret>,
     /// Signature version of the upload form.
     #[arg(
         long,
@@ -230,7 +230,7 @@ pub struct Config {
         hide_env_values = true,
         global = true
     )]
-    pub notify_secret: Option<String>,
+    pub notify_secret: Option<Secret>,
     /// Seconds between two sweeps of the bucket for undelivered uploads.
     #[arg(
         long,
@@ -362,6 +362,11 @@ fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
+fn non_empty_secret(v: Option<Secret>) -> Option<Secret> {
+    v.map(|s| Secret::new(s.expose().trim()))
+        .filter(|s| !s.expose().is_empty())
+}
+
 fn parse_http_url(what: &str, flag: &str, raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw)
         .map_err(|e| ConfigError(format!("{flag}: {what} {raw:?} is not a URL ({e})")))?;
@@ -430,13 +435,13 @@ impl Settings {
         let region = non_empty(c.s3_region).or_else(|| non_empty(env_region));
 
         let access = non_empty(c.access_key_id);
-        let secret = non_empty(c.secret_access_key);
-        let token = non_empty(c.session_token);
+        let secret = non_empty_secret(c.secret_access_key);
+        let token = non_empty_secret(c.session_token);
         let credentials = match (access, secret) {
             (Some(a), Some(s)) => Some(Credentials {
                 access_key_id: a,
-                secret_access_key: Secret::new(s),
-                session_token: token.map(Secret::new),
+                secret_access_key: s,
+                session_token: token,
             }),
             (Some(_), None) => {
                 return err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both");
@@ -596,7 +601,7 @@ impl Settings {
             );
         }
 
-        let notify = match (non_empty(c.notify_url), non_empty(c.notify_secret)) {
+        let notify = match (non_empty(c.notify_url), non_empty_secret(c.notify_secret)) {
             (None, None) => None,
             (Some(_), None) => {
                 return err(
@@ -605,7 +610,7 @@ impl Settings {
             }
             (None, Some(_)) => return err("--notify-secret is set but --notify-url is not"),
             (Some(raw), Some(secret)) => {
-                if secret.len() < 16 {
+                if secret.expose().chars().count() < 16 {
                     return err("--notify-secret must be at least 16 characters");
                 }
                 if c.notify_sweep_secs == 0 {
@@ -613,7 +618,7 @@ impl Settings {
                 }
                 Some(NotifySettings {
                     url: parse_http_url("the notification URL", "--notify-url", &raw)?,
-                    secret: Secret::new(secret),
+                    secret,
                     sweep: Duration::from_secs(c.notify_sweep_secs),
                     checkpoint: c.notify_checkpoint,
                 })
@@ -730,6 +735,15 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_secret() {
+        let mut raw = Config::embedded("/tmp/x");
+        raw.secret_access_key = Some("raw-secret-value-789".into());
+        raw.notify_secret = Some("raw-notify-secret-012".into());
+        raw.session_token = Some("raw-token-345".into());
+        let shown = format!("{raw:?}");
+        assert!(
+            !shown.contains("raw-secret-value-789") && !shown.contains("raw-notify-secret-012")
+        );
+        assert!(!shown.contains("raw-token-345"));
         let s = settings(|c| {
             c.s3_bucket = Some("my-bucket".into());
             c.s3_region = Some("eu-west-1".into());

@@ -28,6 +28,16 @@ impl fmt::Display for Secret {
     }
 }
 
+/// For clap: flags and environment variables parse straight into a `Secret`, so even the
+/// raw `Config` never prints one.
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Self::new(value)

@@ -12,7 +12,7 @@
   const blank = preview.src, label = btn.textContent;
   let current = null, batch = [], timer = 0, urls = [];
 
-  const size = (n) => n < 1048576 ? (n / 1024).toFixed(1) + ' KiB' : (n / 1048576).toFixed(1) + ' MiB';
+  const size = (n) => (n < 1048576 ? (n / 1024).toFixed(1) + ' KiB' : (n / 1048576).toFixed(1) + ' MiB').replace('.0 ', ' ');
   const el = (tag, props) => Object.assign(document.createElement(tag), props);
   const say = (text) => {
     status.replaceChildren();
@@ -98,7 +98,8 @@
     const file = files[0], bad = check(file);
     caption.textContent = file.name;
     if (bad) return say(bad);
-    const c = (current = { file, m: await measure(file) });
+    const c = (current = { file });
+    c.m = await measure(file);
     if (current !== c) return;
     preview.src = c.m.url;
     caption.textContent = `${file.name} · ${c.m.w} × ${c.m.h} · ${size(file.size)}`;

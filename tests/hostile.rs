@@ -1883,9 +1883,11 @@ async fn the_fourth_fragment_in_a_minute_is_rate_limited() {
     // The budget is per client, shared by every way of signing.
     let r = app.post_json("/api/presign", &presign_body()).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
-    // Pages that sign nothing for a chosen file are not limited.
-    assert_eq!(app.get("/").await.status, StatusCode::OK);
+    // The upload page signs its no-JavaScript form: it shares the budget. What signs
+    // nothing is not limited.
+    assert_eq!(app.get("/").await.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(app.get("/gallery").await.status, StatusCode::OK);
     app.handle.stop(false).await;
 }
 

@@ -318,6 +318,16 @@ async fn the_first_render_uploads_without_javascript() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // Until someone confirms it, the SVG sits in the bucket, but only as an attachment:
+    // a browser that opens it downloads it instead of running it.
+    let creds = signpost::store::embedded::load_or_create_credentials(app.dir.path()).unwrap();
+    let endpoint = url::Url::parse(&format!("http://{}", app.s3_addr.unwrap())).unwrap();
+    let target = signpost::store::StoreTarget::new(&app.settings, Some(&endpoint), &creds).unwrap();
+    let raw = app
+        .get(signpost::store::presigned_get(&target, &key, None).as_str())
+        .await;
+    assert_eq!(raw.status, StatusCode::OK);
+    assert_eq!(raw.header("content-disposition"), Some("attachment"));
     let page = app.get(r.header("location").unwrap()).await;
     assert_eq!(
         page.status,
@@ -559,4 +569,17 @@ async fn static_assets_are_fingerprinted_cached_and_compressed() {
         app.get("/static/..%2fCargo.toml").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[actix_web::test]
+async fn the_page_counts_against_the_signing_rate_limit() {
+    let app = spawn_with(|c| c.sign_rate_per_minute = Some(2)).await;
+    assert_eq!(app.get("/").await.status, StatusCode::OK);
+    assert_eq!(app.get("/").await.status, StatusCode::OK);
+    let r = app.get("/").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    assert!(r.body.contains("<code>rate_limited</code>"));
+    // Serving the store's answers and static files is not signing.
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
 }

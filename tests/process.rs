@@ -535,8 +535,8 @@ fn debug_output_and_panics_carry_no_secret() {
     let mut c = Config::embedded(dir.path());
     c.embedded_s3_bind = "127.0.0.1:0".parse().unwrap();
     c.access_key_id = Some("SPDEBUGTESTKEY000001".into());
-    c.secret_access_key = Some(secret.clone());
-    c.session_token = Some(format!("{secret}-token"));
+    c.secret_access_key = Some(secret.clone().into());
+    c.session_token = Some(format!("{secret}-token").into());
     let settings = Settings::from_config(c, None, None).unwrap();
     let public = url::Url::parse("http://127.0.0.1:8080").unwrap();
     let mut backend = Backend::start(&settings, &public).unwrap();

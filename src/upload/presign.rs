@@ -195,6 +195,12 @@ impl Presigner {
                 default.mime(),
                 common_prefix(&self.limits.allowed),
             );
+            // `starts-with image/` also admits image/svg+xml. The confirmation deletes any
+            // file whose bytes are not the allowed image it claims to be, but a forger may
+            // never come back to /uploaded: served as an attachment, an SVG stored this way
+            // is never rendered (and so never runs) from the bucket's origin. `<img>` tags
+            // still show real images.
+            form.field("Content-Disposition", "attachment");
         }
         self.complete(&mut form, Completion::Redirect);
         self.seal(form, key, now)
@@ -300,6 +306,7 @@ mod tests {
         let f = p.initial(Clock::System);
         assert!(f.key.ends_with("/upload"));
         assert_eq!(f.field("Content-Type"), Some("image/jpeg"));
+        assert_eq!(f.field("Content-Disposition"), Some("attachment"));
         assert!(f.field("Signature").is_some());
     }
 }

@@ -54,8 +54,9 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 fn format_unit(n: u64, unit: u64, name: &str) -> String {
-    let whole = n / unit;
-    let tenth = (n % unit) * 10 / unit;
+    // Rounded to the nearest tenth, as the page's script shows sizes.
+    let tenths = (u128::from(n) * 10 + u128::from(unit) / 2) / u128::from(unit);
+    let (whole, tenth) = (tenths / 10, tenths % 10);
     if tenth == 0 {
         format!("{whole} {name}")
     } else {
@@ -286,5 +287,7 @@ mod tests {
         assert_eq!(human_bytes(900), "900 bytes");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(10 * 1024 * 1024), "10 MiB");
+        assert_eq!(human_bytes(2000), "2 KiB");
+        assert_eq!(human_bytes(1_996_000), "1.9 MiB");
     }
 }

@@ -4,11 +4,12 @@
 use std::borrow::Cow;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::assets::{AssetUrls, urls};
-use super::{State, html, no_store};
+use super::error::PageError;
+use super::{State, check_rate, html, no_store};
 use crate::policy::time::rfc3339_seconds;
 use crate::upload::{ImageType, SignedUpload};
 
@@ -111,7 +112,9 @@ struct IndexPage<'a> {
 }
 
 #[tracing::instrument(level = "debug", name = "index", skip_all)]
-pub async fn index(state: web::Data<State>) -> HttpResponse {
+pub async fn index(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, PageError> {
+    // The first render signs a form too: it counts against the optional rate limit.
+    check_rate(&state, &req)?;
     let signed = state.presigner.initial(state.clock);
     let limits = &state.presigner.limits;
     let select = (limits.allowed.len() > 1).then_some(limits.allowed.as_slice());
@@ -126,5 +129,5 @@ pub async fn index(state: web::Data<State>) -> HttpResponse {
     let mut resp = html(StatusCode::OK, &page);
     // Each load carries a fresh signature: never cache it.
     no_store(&mut resp);
-    resp
+    Ok(resp)
 }
