@@ -41,6 +41,7 @@ impl Upstream {
             },
             allowed_origin: None,
             max_bytes: 10 * 1024 * 1024,
+            policy_ttl: std::time::Duration::from_secs(600),
         })
         .unwrap();
         Self {

@@ -821,6 +821,7 @@ async fn sigterm_waits_for_a_slow_gallery() {
         },
         allowed_origin: None,
         max_bytes: 1024 * 1024,
+        policy_ttl: std::time::Duration::from_secs(600),
     })
     .unwrap();
     let fake = FakeStore::start(Mode::Proxy);

@@ -32,10 +32,15 @@ impl Drop for Env {
 }
 
 fn env(version: Version, max_bytes: u64) -> Env {
+    env_ttl(version, max_bytes, 600)
+}
+
+fn env_ttl(version: Version, max_bytes: u64, ttl_secs: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::embedded(dir.path());
     config.embedded_s3_bind = "127.0.0.1:0".parse().unwrap();
     config.max_bytes = max_bytes;
+    config.policy_ttl_secs = ttl_secs;
     config.signature = match version {
         Version::V4 => signpost::config::SignatureArg::V4,
         Version::V2 => signpost::config::SignatureArg::V2,
@@ -49,6 +54,7 @@ fn env(version: Version, max_bytes: u64) -> Env {
         credentials: credentials.clone(),
         allowed_origin: None,
         max_bytes,
+        policy_ttl: std::time::Duration::from_secs(ttl_secs),
     })
     .unwrap();
     let target =
@@ -276,6 +282,7 @@ async fn objects_survive_a_restart_of_the_store() {
             credentials: creds,
             allowed_origin: None,
             max_bytes: 64 * 1024,
+            policy_ttl: std::time::Duration::from_secs(600),
         })
         .unwrap(),
     );
@@ -286,4 +293,29 @@ async fn objects_survive_a_restart_of_the_store() {
         .unwrap()
         .expect("still there");
     assert_eq!(stored.as_ref(), png.as_slice());
+}
+
+#[actix_web::test]
+async fn the_stores_clock_window_follows_the_policy_lifetime() {
+    // A 30-minute policy signed 20 minutes ago: older than s3s's default 15-minute window,
+    // still valid by its own expiry. The embedded store is told the lifetime, so it accepts.
+    let env = env_ttl(Version::V4, 64 * 1024, 1800);
+    let p = presigner(&env, None);
+    let png = testdata::png(2, 2);
+    let valid = UploadRequest {
+        filename: Some("slow.png".into()),
+        content_type: Some("image/png".into()),
+        size: Some(png.len() as u64),
+        width: None,
+        height: None,
+    }
+    .validate(&p.limits, true)
+    .unwrap();
+    let s = p.presign(
+        &valid,
+        Completion::Created,
+        Clock::Fixed(Utc::now() - chrono::Duration::minutes(20)),
+    );
+    let (status, body) = post(&env, &s.url, &owned(&s), &png).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }

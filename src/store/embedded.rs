@@ -35,6 +35,9 @@ pub struct EmbeddedOptions {
     pub allowed_origin: Option<String>,
     /// Largest file a POST may carry (s3s holds it in memory).
     pub max_bytes: u64,
+    /// Lifetime of a signed form: the store's clock window (±15 minutes by default) is
+    /// widened to it, so a SigV4 form is good for as long as its policy says.
+    pub policy_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +182,10 @@ impl EmbeddedStore {
             config.form_max_field_size = 16 * 1024;
             config.form_max_fields_size = 64 * 1024;
             config.xml_max_body_size = 1024 * 1024;
+            let ttl =
+                u32::try_from(opts.policy_ttl.as_secs().saturating_add(60)).unwrap_or(u32::MAX);
+            config.presigned_url_max_skew_time_secs =
+                config.presigned_url_max_skew_time_secs.max(ttl);
             b.set_config(Arc::new(StaticConfigProvider::new(Arc::new(config))));
             b.build()
         };

@@ -74,6 +74,7 @@ impl Backend {
                     credentials: credentials.clone(),
                     allowed_origin: Some(public_url.origin().ascii_serialization()),
                     max_bytes: settings.limits.max_bytes,
+                    policy_ttl: settings.policy_ttl,
                 })?;
                 let endpoint = reachable_endpoint(store.addr(), public_url);
                 let target = StoreTarget::new(settings, Some(&endpoint), &credentials)
