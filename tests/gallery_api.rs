@@ -79,7 +79,7 @@ async fn server_dimensions_win_over_the_browsers() {
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
-        page.body.contains("6 × 4") && !page.body.contains("999"),
+        page.body.contains("<dd id=\"dimensions\">6 × 4</dd>") && !page.body.contains("999 × 999"),
         "{}",
         page.body
     );
