@@ -11,8 +11,8 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     // s3s logs every refused request (a bad signature, an expired form) at error level
     // from `s3s::ops`: the client gets that answer from the store itself, so by default
     // those lines are not ours to print. `RUST_LOG=info,s3s=debug` brings them back.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,s3s::ops=off"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,s3s::ops=off"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         // Buffered: the worker thread writes a whole batch of lines per system call and

@@ -2,13 +2,10 @@
 //! takes from `getUploadParameters`, and boto3's `generate_presigned_post` shape) and
 //! `POST /api/uploads/confirm`.
 
-use std::borrow::Cow;
-
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, Problem};
 use super::uploaded::confirm_request;
@@ -19,46 +16,48 @@ use crate::upload::{Completion, SignedUpload, UploadRequest};
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 16 * 1024;
 
-/// The form fields as a JSON object, in form order.
-pub struct Fields<'a>(&'a [(Cow<'static, str>, String)]);
-
-impl Serialize for Fields<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            map.serialize_entry(k.as_ref(), v)?;
-        }
-        map.end()
+/// A JSON string: written as it is when signpost built it from a strict alphabet (base64,
+/// hex, keys, URLs, dates), escaped by serde_json otherwise.
+fn push_json_str(out: &mut String, value: &str, plain: bool) {
+    if plain {
+        debug_assert!(super::plain_chars(value), "{value:?} is not plain");
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    } else {
+        // Serialising a string cannot fail.
+        out.push_str(&serde_json::to_string(value).expect("a string serialises"));
     }
 }
 
-#[derive(Serialize)]
-pub struct PresignResponse<'a> {
-    pub method: &'static str,
-    pub url: &'a str,
-    pub fields: Fields<'a>,
-    pub headers: serde_json::Map<String, serde_json::Value>,
-    pub key: &'a str,
-    pub expires_at: String,
-}
-
-impl<'a> PresignResponse<'a> {
-    pub fn new(s: &'a SignedUpload) -> Self {
-        Self {
-            method: "POST",
-            url: &s.url,
-            fields: Fields(&s.fields),
-            headers: serde_json::Map::new(),
-            key: &s.key,
-            expires_at: crate::policy::time::Iso8601Millis(s.expires_at).to_string(),
-        }
-    }
-}
-
-/// The one JSON rendering of a signed upload: the API and `signpost presign` both print it.
+/// The one JSON rendering of a signed upload, which the API and `signpost presign` both
+/// print: `{"method","url","fields":{…in form order…},"headers","key","expires_at"}`, the
+/// shape Uppy's `@uppy/aws-s3` takes from `getUploadParameters` (and boto3's
+/// `generate_presigned_post` returns). Written directly: the base64 policy is most of it,
+/// and it needs no escaping.
 pub fn presign_json(s: &SignedUpload) -> String {
-    // Strings and maps serialise infallibly.
-    serde_json::to_string(&PresignResponse::new(s)).expect("JSON serialisation into memory")
+    let mut out = String::with_capacity(2048);
+    out.push_str("{\"method\":\"POST\",\"url\":");
+    push_json_str(&mut out, &s.url, false);
+    out.push_str(",\"fields\":{");
+    for (i, (name, value)) in s.fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(&mut out, name, false);
+        out.push(':');
+        push_json_str(&mut out, value, super::plain_field(name));
+    }
+    out.push_str("},\"headers\":{},\"key\":");
+    push_json_str(&mut out, &s.key, true);
+    out.push_str(",\"expires_at\":");
+    push_json_str(
+        &mut out,
+        &crate::policy::time::Iso8601Millis(s.expires_at).to_string(),
+        true,
+    );
+    out.push('}');
+    out
 }
 
 /// Map actix's JSON extractor errors to the API's codes.

@@ -30,31 +30,10 @@ pub struct MetaField {
     pub options: Option<Vec<TypeOption>>,
 }
 
-/// The fields whose values signpost builds from a strict alphabet (base64, hex, keys,
-/// dates, URLs, MIME types, digits): no character HTML would need escaped in an attribute,
-/// so the template writes them without scanning them a second time. Anything else (the
-/// user's file name, an ACL) is escaped as usual.
-fn is_plain_field(name: &str) -> bool {
-    !(name.starts_with("x-amz-meta-filename") || name.eq_ignore_ascii_case("acl"))
-}
-
-/// Debug builds (and so every test, fuzzing included) check the claim above.
-fn has_plain_chars(value: &str) -> bool {
-    value.bytes().all(|b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'+' | b'/' | b'=' | b'.' | b'_' | b':' | b'-' | b'[' | b']'
-            )
-    })
-}
-
 /// What the image-meta partial shows: the signed fields in policy order, and when to sign
 /// again.
 pub struct MetaView {
     pub fields: Vec<MetaField>,
-    pub key: String,
-    pub expires_at: String,
     pub resign_at: String,
 }
 
@@ -78,9 +57,9 @@ impl MetaView {
                     ),
                     _ => None,
                 };
-                let plain = is_plain_field(&name);
+                let plain = super::plain_field(&name);
                 debug_assert!(
-                    !plain || has_plain_chars(&value),
+                    !plain || super::plain_chars(&value),
                     "field {name} has unsafe characters"
                 );
                 MetaField {
@@ -93,8 +72,6 @@ impl MetaView {
             .collect();
         Self {
             fields,
-            key: signed.key,
-            expires_at: rfc3339_seconds(signed.expires_at),
             resign_at: rfc3339_seconds(signed.resign_at),
         }
     }

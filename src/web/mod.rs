@@ -72,6 +72,25 @@ pub(crate) fn check_rate(state: &State, req: &HttpRequest) -> Result<(), error::
     limiter.check(ip).map_err(error::Problem::rate_limited)
 }
 
+/// The fields whose values signpost builds from a strict alphabet (base64, hex, keys,
+/// dates, URLs, MIME types, digits): no character HTML would need escaped in an attribute,
+/// so the template writes them without scanning them a second time. Anything else (the
+/// user's file name, an ACL) is escaped as usual.
+pub(crate) fn plain_field(name: &str) -> bool {
+    !(name.starts_with("x-amz-meta-filename") || name.eq_ignore_ascii_case("acl"))
+}
+
+/// Debug builds (and so every test, fuzzing included) check the claim above.
+pub(crate) fn plain_chars(value: &str) -> bool {
+    value.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'+' | b'/' | b'=' | b'.' | b'_' | b':' | b'-' | b'[' | b']'
+            )
+    })
+}
+
 fn no_store(resp: &mut HttpResponse) {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
