@@ -19,6 +19,10 @@ use signpost::web::fragment::ImageMetaFragment;
 use signpost::web::index::MetaView;
 use signpost::web::startup::{Backend, app, public_url, state};
 
+// The binary's allocator, so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 fn credentials() -> Credentials {
