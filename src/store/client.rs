@@ -101,6 +101,15 @@ impl S3Client {
         }
     }
 
+    fn creds(&self) -> Option<&rusty_s3::Credentials> {
+        Some(&self.target.credentials)
+    }
+
+    /// Send a request (its URL already presigned), mapping transport errors.
+    async fn send(&self, req: awc::ClientRequest) -> Result<awc::ClientResponse, StoreError> {
+        req.send().await.map_err(|e| self.map_send_error(e))
+    }
+
     fn timeout_error(&self) -> StoreError {
         StoreError::Timeout {
             endpoint: self.target.endpoint.clone(),
@@ -193,15 +202,9 @@ impl S3Client {
     /// HEAD an object. `Ok(None)`: it does not exist.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StoreError> {
-        let url = HeadObject::new(&self.target.bucket, Some(&self.target.credentials), key)
-            .sign(REQUEST_URL_TTL);
+        let url = HeadObject::new(&self.target.bucket, self.creds(), key).sign(REQUEST_URL_TTL);
         self.bounded(async {
-            let mut resp = self
-                .http
-                .head(url.as_str())
-                .send()
-                .await
-                .map_err(|e| self.map_send_error(e))?;
+            let mut resp = self.send(self.http.head(url.as_str())).await?;
             match resp.status() {
                 StatusCode::NOT_FOUND => Ok(None),
                 s if s.is_success() => self.head_from(resp.headers(), None).map(Some),
@@ -214,16 +217,15 @@ impl S3Client {
     /// The head of an object and its first `max` bytes, in one ranged GET.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn probe(&self, key: &str, max: usize) -> Result<Option<ObjectProbe>, StoreError> {
-        let url = GetObject::new(&self.target.bucket, Some(&self.target.credentials), key)
-            .sign(REQUEST_URL_TTL);
+        let url = GetObject::new(&self.target.bucket, self.creds(), key).sign(REQUEST_URL_TTL);
         self.bounded(async {
             let mut resp = self
-                .http
-                .get(url.as_str())
-                .insert_header(("range", format!("bytes=0-{}", max.saturating_sub(1))))
-                .send()
-                .await
-                .map_err(|e| self.map_send_error(e))?;
+                .send(
+                    self.http
+                        .get(url.as_str())
+                        .insert_header(("range", format!("bytes=0-{}", max.saturating_sub(1)))),
+                )
+                .await?;
             let status = resp.status();
             match status {
                 StatusCode::NOT_FOUND => Ok(None),
@@ -269,15 +271,9 @@ impl S3Client {
 
     /// Read a whole (small) object. `Ok(None)`: it does not exist.
     pub async fn get(&self, key: &str, max: usize) -> Result<Option<Bytes>, StoreError> {
-        let url = GetObject::new(&self.target.bucket, Some(&self.target.credentials), key)
-            .sign(REQUEST_URL_TTL);
+        let url = GetObject::new(&self.target.bucket, self.creds(), key).sign(REQUEST_URL_TTL);
         self.bounded(async {
-            let mut resp = self
-                .http
-                .get(url.as_str())
-                .send()
-                .await
-                .map_err(|e| self.map_send_error(e))?;
+            let mut resp = self.send(self.http.get(url.as_str())).await?;
             match resp.status() {
                 StatusCode::NOT_FOUND => Ok(None),
                 s if s.is_success() => {
@@ -304,7 +300,7 @@ impl S3Client {
         start_after: Option<&str>,
         max_keys: usize,
     ) -> Result<Listing, StoreError> {
-        let mut action = ListObjectsV2::new(&self.target.bucket, Some(&self.target.credentials));
+        let mut action = ListObjectsV2::new(&self.target.bucket, self.creds());
         action.with_prefix(prefix);
         action.with_max_keys(max_keys);
         if let Some(after) = start_after {
@@ -312,12 +308,7 @@ impl S3Client {
         }
         let url = action.sign(REQUEST_URL_TTL);
         self.bounded(async {
-            let mut resp = self
-                .http
-                .get(url.as_str())
-                .send()
-                .await
-                .map_err(|e| self.map_send_error(e))?;
+            let mut resp = self.send(self.http.get(url.as_str())).await?;
             let status = resp.status();
             if !status.is_success() {
                 return Err(self.error_from(status, &mut resp).await);
@@ -350,15 +341,9 @@ impl S3Client {
     /// Delete an object (absent objects are fine).
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let url = DeleteObject::new(&self.target.bucket, Some(&self.target.credentials), key)
-            .sign(REQUEST_URL_TTL);
+        let url = DeleteObject::new(&self.target.bucket, self.creds(), key).sign(REQUEST_URL_TTL);
         self.bounded(async {
-            let mut resp = self
-                .http
-                .delete(url.as_str())
-                .send()
-                .await
-                .map_err(|e| self.map_send_error(e))?;
+            let mut resp = self.send(self.http.delete(url.as_str())).await?;
             match resp.status() {
                 s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
                 s => Err(self.error_from(s, &mut resp).await),
@@ -369,8 +354,7 @@ impl S3Client {
 
     /// Write a small object (the shared notification checkpoint).
     pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
-        let url = PutObject::new(&self.target.bucket, Some(&self.target.credentials), key)
-            .sign(REQUEST_URL_TTL);
+        let url = PutObject::new(&self.target.bucket, self.creds(), key).sign(REQUEST_URL_TTL);
         self.bounded(async {
             let mut resp = self
                 .http
