@@ -369,7 +369,7 @@ impl<'a> Ctx<'a> {
         let mut missing_credentials = None;
         let connect_with;
         let settings_for_connect = if settings.is_embedded() && settings.credentials.is_none() {
-            let path = settings.data_dir.join("credentials.json");
+            let path = crate::store::embedded::credentials_path(&settings.data_dir);
             if path.exists() {
                 settings
             } else {

@@ -85,10 +85,15 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
         .collect()
 }
 
+/// Where the embedded store's generated credentials are kept.
+pub fn credentials_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("credentials.json")
+}
+
 /// The embedded store's credentials: read from `DATA_DIR/credentials.json`, or generated on
 /// first start and written there with mode 0600.
 pub fn load_or_create_credentials(data_dir: &Path) -> Result<Credentials, EmbeddedError> {
-    let path = data_dir.join("credentials.json");
+    let path = credentials_path(data_dir);
     let data_err = |source| EmbeddedError::Data {
         path: path.clone(),
         source,
