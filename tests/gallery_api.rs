@@ -333,3 +333,22 @@ async fn the_cli_and_the_api_sign_identical_fields() {
     let other = signpost::cli::presign::presign(&settings, &args, Clock::System).unwrap();
     assert_ne!(other, api.body);
 }
+
+#[test]
+fn the_cli_never_invents_credentials_for_the_embedded_store() {
+    // A data dir the store never ran with: signing with fresh keys would only make every
+    // upload fail, so `signpost presign` says which data dir to use instead.
+    let dir = tempfile::tempdir().unwrap();
+    let settings =
+        signpost::config::Settings::from_config(test_config(dir.path()), None, None).unwrap();
+    let args = signpost::config::PresignArgs {
+        filename: "a.png".into(),
+        content_type: "image/png".into(),
+        size: Some(10),
+        width: None,
+        height: None,
+    };
+    let e = signpost::cli::presign::presign(&settings, &args, Clock::System).unwrap_err();
+    assert!(e.contains("--data-dir"), "{e}");
+    assert!(!signpost::store::embedded::credentials_path(dir.path()).exists());
+}

@@ -364,8 +364,9 @@ impl<'a> Ctx<'a> {
                 "set --public-url (SIGNPOST_PUBLIC_URL) to the origin browsers use",
             )
         })?;
-        // Never create the embedded store's credentials from here: a missing file means the
-        // store never ran with this data dir, which the credentials step reports.
+        // A missing credentials file means the store never ran with this data dir:
+        // `Backend::connect` refuses that, but the unsigned steps (endpoint, CORS) can still
+        // run, so they get stand-in keys and the credentials step reports the file.
         let mut missing_credentials = None;
         let connect_with;
         let settings_for_connect = if settings.is_embedded() && settings.credentials.is_none() {

@@ -50,6 +50,10 @@ pub enum EmbeddedError {
     Data { path: PathBuf, source: io::Error },
     #[error("cannot start the embedded store: {0}")]
     Start(String),
+    #[error(
+        "the embedded store has no credentials in {}: run this with the same --data-dir as `signpost serve` (which creates them on its first start)", .path.display()
+    )]
+    NoCredentials { path: PathBuf },
 }
 
 /// A running embedded store. Dropping it asks it to stop; [`EmbeddedStore::stop`] also
@@ -90,9 +94,42 @@ pub fn credentials_path(data_dir: &Path) -> PathBuf {
     data_dir.join("credentials.json")
 }
 
+/// The embedded store's credentials, if it ever ran with this data dir.
+pub fn load_credentials(data_dir: &Path) -> Result<Option<Credentials>, EmbeddedError> {
+    let path = credentials_path(data_dir);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(EmbeddedError::Data { path, source }),
+    };
+    // Only the position of a mistake: serde's message can quote the values, and one of
+    // them is the secret.
+    let stored: StoredCredentials = serde_json::from_slice(&bytes).map_err(|e| {
+        let msg = format!(
+            "not the credentials JSON signpost writes (line {}, column {}): remove the file to generate new credentials",
+            e.line(),
+            e.column()
+        );
+        EmbeddedError::Data {
+            path: path.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, msg),
+        }
+    })?;
+    // Tighten the mode if someone loosened it.
+    let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
+    Ok(Some(Credentials {
+        access_key_id: stored.access_key_id,
+        secret_access_key: Secret::new(stored.secret_access_key),
+        session_token: None,
+    }))
+}
+
 /// The embedded store's credentials: read from `DATA_DIR/credentials.json`, or generated on
 /// first start and written there with mode 0600.
 pub fn load_or_create_credentials(data_dir: &Path) -> Result<Credentials, EmbeddedError> {
+    if let Some(existing) = load_credentials(data_dir)? {
+        return Ok(existing);
+    }
     let path = credentials_path(data_dir);
     let data_err = |source| EmbeddedError::Data {
         path: path.clone(),
@@ -102,48 +139,32 @@ pub fn load_or_create_credentials(data_dir: &Path) -> Result<Credentials, Embedd
         path: data_dir.to_owned(),
         source,
     })?;
-    match fs::read(&path) {
-        Ok(bytes) => {
-            let stored: StoredCredentials = serde_json::from_slice(&bytes)
-                .map_err(|e| data_err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
-            // Tighten the mode if someone loosened it.
-            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
-            Ok(Credentials {
-                access_key_id: stored.access_key_id,
-                secret_access_key: Secret::new(stored.secret_access_key),
-                session_token: None,
-            })
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let stored = StoredCredentials {
-                access_key_id: format!(
-                    "SP{}",
-                    random_string(18, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-                ),
-                secret_access_key: random_string(
-                    40,
-                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-                ),
-            };
-            let json = serde_json::to_vec_pretty(&stored)
-                .map_err(|e| data_err(io::Error::other(e.to_string())))?;
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(data_err)?;
-            file.write_all(&json)
-                .and_then(|()| file.sync_all())
-                .map_err(data_err)?;
-            Ok(Credentials {
-                access_key_id: stored.access_key_id,
-                secret_access_key: Secret::new(stored.secret_access_key),
-                session_token: None,
-            })
-        }
-        Err(e) => Err(data_err(e)),
-    }
+    let stored = StoredCredentials {
+        access_key_id: format!(
+            "SP{}",
+            random_string(18, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+        ),
+        secret_access_key: random_string(
+            40,
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        ),
+    };
+    let json = serde_json::to_vec_pretty(&stored)
+        .map_err(|e| data_err(io::Error::other(e.to_string())))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(data_err)?;
+    file.write_all(&json)
+        .and_then(|()| file.sync_all())
+        .map_err(data_err)?;
+    Ok(Credentials {
+        access_key_id: stored.access_key_id,
+        secret_access_key: Secret::new(stored.secret_access_key),
+        session_token: None,
+    })
 }
 
 impl EmbeddedStore {
@@ -389,5 +410,38 @@ impl Cors {
             }
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_created_once_then_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_credentials(dir.path()).unwrap(), None);
+        let made = load_or_create_credentials(dir.path()).unwrap();
+        let mode = fs::metadata(credentials_path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(load_credentials(dir.path()).unwrap(), Some(made.clone()));
+        assert_eq!(load_or_create_credentials(dir.path()).unwrap(), made);
+    }
+
+    #[test]
+    fn a_damaged_file_is_reported_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            credentials_path(dir.path()),
+            // serde_json quotes a value of the wrong type in its message.
+            br#"{"access_key_id": "AK", "secret_access_key": 98765432109876}"#,
+        )
+        .unwrap();
+        let e = load_credentials(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+        assert!(!e.contains("98765432109876"), "{e}");
     }
 }

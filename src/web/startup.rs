@@ -20,7 +20,8 @@ use crate::config::{Settings, StoreSettings};
 use crate::policy::Signer;
 use crate::secret::Credentials;
 use crate::store::embedded::{
-    EmbeddedError, EmbeddedOptions, EmbeddedStore, endpoint_url, load_or_create_credentials,
+    EmbeddedError, EmbeddedOptions, EmbeddedStore, credentials_path, endpoint_url,
+    load_credentials, load_or_create_credentials,
 };
 use crate::store::{S3Client, StoreTarget};
 use crate::upload::{Clock, Presigner, human_bytes};
@@ -59,72 +60,73 @@ fn reachable_endpoint(addr: SocketAddr, public_url: &Url) -> Url {
 }
 
 impl Backend {
-    /// `allowed_origin`: the site's origin, for the embedded store's CORS.
-    pub fn start(settings: &Settings, public_url: &Url) -> Result<Self, StartupError> {
-        match &settings.store {
-            StoreSettings::Embedded { bind } => {
-                let credentials = match &settings.credentials {
-                    Some(c) => c.clone(),
-                    None => load_or_create_credentials(&settings.data_dir)?,
-                };
-                let store = EmbeddedStore::start(EmbeddedOptions {
-                    bind: *bind,
-                    data_dir: settings.data_dir.clone(),
-                    bucket: settings.bucket.clone(),
-                    credentials: credentials.clone(),
-                    allowed_origin: Some(public_url.origin().ascii_serialization()),
-                    max_bytes: settings.limits.max_bytes,
-                    policy_ttl: settings.policy_ttl,
-                })?;
-                let endpoint = reachable_endpoint(store.addr(), public_url);
-                let target = StoreTarget::new(settings, Some(&endpoint), &credentials)
-                    .map_err(StartupError::Config)?;
-                Ok(Self {
-                    credentials,
-                    target: Arc::new(target),
-                    embedded: Some(store),
-                })
-            }
-            StoreSettings::Endpoint { url } => Self::external(settings, Some(url)),
-            StoreSettings::Aws => Self::external(settings, None),
-        }
-    }
-
-    fn external(settings: &Settings, endpoint: Option<&Url>) -> Result<Self, StartupError> {
-        let credentials = settings
-            .credentials
-            .clone()
-            .ok_or_else(|| StartupError::Config("no credentials for the bucket".into()))?;
+    fn new(
+        settings: &Settings,
+        endpoint: Option<&Url>,
+        credentials: Credentials,
+        embedded: Option<EmbeddedStore>,
+    ) -> Result<Self, StartupError> {
         let target =
             StoreTarget::new(settings, endpoint, &credentials).map_err(StartupError::Config)?;
         Ok(Self {
             credentials,
             target: Arc::new(target),
-            embedded: None,
+            embedded,
         })
     }
 
-    /// Same as [`Backend::start`], but never starts the embedded store: for subcommands that
-    /// talk to an already running one (its credentials are read from the data dir).
+    fn external(settings: &Settings) -> Result<Self, StartupError> {
+        let credentials = settings
+            .credentials
+            .clone()
+            .ok_or_else(|| StartupError::Config("no credentials for the bucket".into()))?;
+        let endpoint = match &settings.store {
+            StoreSettings::Endpoint { url } => Some(url),
+            _ => None,
+        };
+        Self::new(settings, endpoint, credentials, None)
+    }
+
+    /// Resolve the store and start the embedded one when configured so (its credentials
+    /// are generated on its first start). `public_url`: the site's origin, for its CORS.
+    pub fn start(settings: &Settings, public_url: &Url) -> Result<Self, StartupError> {
+        let StoreSettings::Embedded { bind } = &settings.store else {
+            return Self::external(settings);
+        };
+        let credentials = match &settings.credentials {
+            Some(c) => c.clone(),
+            None => load_or_create_credentials(&settings.data_dir)?,
+        };
+        let store = EmbeddedStore::start(EmbeddedOptions {
+            bind: *bind,
+            data_dir: settings.data_dir.clone(),
+            bucket: settings.bucket.clone(),
+            credentials: credentials.clone(),
+            allowed_origin: Some(public_url.origin().ascii_serialization()),
+            max_bytes: settings.limits.max_bytes,
+            policy_ttl: settings.policy_ttl,
+        })?;
+        let endpoint = reachable_endpoint(store.addr(), public_url);
+        Self::new(settings, Some(&endpoint), credentials, Some(store))
+    }
+
+    /// Like [`Backend::start`], for subcommands that talk to an already running store: it
+    /// never starts the embedded one, and never creates its credentials (keys nobody
+    /// serves would only make every signature fail).
     pub fn connect(settings: &Settings, public_url: &Url) -> Result<Self, StartupError> {
-        match &settings.store {
-            StoreSettings::Embedded { bind } => {
-                let credentials = match &settings.credentials {
-                    Some(c) => c.clone(),
-                    None => load_or_create_credentials(&settings.data_dir)?,
-                };
-                let endpoint = reachable_endpoint(*bind, public_url);
-                let target = StoreTarget::new(settings, Some(&endpoint), &credentials)
-                    .map_err(StartupError::Config)?;
-                Ok(Self {
-                    credentials,
-                    target: Arc::new(target),
-                    embedded: None,
-                })
-            }
-            StoreSettings::Endpoint { url } => Self::external(settings, Some(url)),
-            StoreSettings::Aws => Self::external(settings, None),
-        }
+        let StoreSettings::Embedded { bind } = &settings.store else {
+            return Self::external(settings);
+        };
+        let credentials = match &settings.credentials {
+            Some(c) => c.clone(),
+            None => load_credentials(&settings.data_dir)?.ok_or_else(|| {
+                EmbeddedError::NoCredentials {
+                    path: credentials_path(&settings.data_dir),
+                }
+            })?,
+        };
+        let endpoint = reachable_endpoint(*bind, public_url);
+        Self::new(settings, Some(&endpoint), credentials, None)
     }
 
     pub fn presigner(
