@@ -563,6 +563,24 @@ async fn static_assets_are_fingerprinted_cached_and_compressed() {
     let gz = app.get_with(&js, &[("accept-encoding", "gzip")]).await;
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     assert!(gz.bytes.len() < r.bytes.len());
+    // Each encoding is its own representation: its own strong ETag, and the plain one's
+    // validator does not revalidate the gzipped bytes.
+    let gz_etag = gz.header("etag").unwrap().to_owned();
+    assert_ne!(gz_etag, etag);
+    let cross = app
+        .get_with(
+            &js,
+            &[("accept-encoding", "gzip"), ("if-none-match", &etag)],
+        )
+        .await;
+    assert_eq!(cross.status, StatusCode::OK);
+    let same = app
+        .get_with(
+            &js,
+            &[("accept-encoding", "gzip"), ("if-none-match", &gz_etag)],
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::NOT_MODIFIED);
     let plain = app.get("/static/upload.js").await;
     assert_eq!(plain.header("cache-control"), Some("public, no-cache"));
     assert_eq!(

@@ -83,12 +83,9 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
                 bounded(&e.to_string())
             ),
         ),
-        JsonPayloadError::Serialize(_) | JsonPayloadError::Payload(_) => {
-            Problem::bad_request("body_unreadable", "The request body could not be read.")
-        }
         _ => Problem::bad_request("body_unreadable", "The request body could not be read."),
     };
-    ApiError(problem).into()
+    ApiError::new(problem).into()
 }
 
 fn bounded(s: &str) -> String {

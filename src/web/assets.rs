@@ -1,6 +1,6 @@
 //! Static assets, compiled into the binary: served with a strong ETag, under a fingerprinted
-//! name with a one-year immutable cache, and gzip-compressed (once, at first use) for
-//! clients that accept it.
+//! name with a one-year immutable cache, and gzip-compressed (once, when the application is
+//! built) for clients that accept it.
 
 use std::io::Write;
 use std::sync::LazyLock;
@@ -10,15 +10,40 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use super::error::{PageError, Problem};
+
 struct Asset {
     /// `upload.js`
     name: &'static str,
     /// `upload.3f2a9c1d.js`
     fingerprinted: String,
     content_type: &'static str,
-    etag: String,
+    identity: Encoded,
+    gzip: Encoded,
+}
+
+/// One encoding of an asset. A strong ETag names exact bytes, so each encoding has its own.
+struct Encoded {
     body: Bytes,
-    gzip: Bytes,
+    etag: HeaderValue,
+}
+
+impl Encoded {
+    fn new(body: Bytes, digest: &str, suffix: &str) -> Self {
+        let etag = format!("\"{digest}{suffix}\"");
+        Self {
+            body,
+            // Hex digits and a suffix of letters: always a valid header value.
+            etag: HeaderValue::from_str(&etag).expect("a hex ETag is a valid header value"),
+        }
+    }
+
+    fn matches(&self, if_none_match: &str) -> bool {
+        if_none_match
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.as_bytes() == self.etag.as_bytes())
+    }
 }
 
 /// The URLs templates link to.
@@ -44,9 +69,8 @@ fn asset(name: &'static str, content_type: &'static str, body: &'static [u8]) ->
         name,
         fingerprinted: format!("{stem}.{}.{ext}", &digest[..8]),
         content_type,
-        etag: format!("\"{digest}\""),
-        body: Bytes::from_static(body),
-        gzip: Bytes::from(gzip),
+        identity: Encoded::new(Bytes::from_static(body), &digest, ""),
+        gzip: Encoded::new(Bytes::from(gzip), &digest, "-gzip"),
     }
 }
 
@@ -81,11 +105,6 @@ pub fn urls() -> &'static AssetUrls {
     &ASSETS.urls
 }
 
-/// Uncompressed size of the page's own assets (for the page-weight budget).
-pub fn total_bytes() -> usize {
-    ASSETS.files.iter().map(|a| a.body.len()).sum()
-}
-
 fn accepts_gzip(req: &HttpRequest) -> bool {
     req.headers()
         .get_all(header::ACCEPT_ENCODING)
@@ -100,41 +119,45 @@ fn accepts_gzip(req: &HttpRequest) -> bool {
 }
 
 /// `GET /static/{name}`
-pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
+pub async fn serve(req: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, PageError> {
     let name = name.into_inner();
-    let Some((asset, immutable)) = ASSETS.files.iter().find_map(|a| {
-        if a.fingerprinted == name {
-            Some((a, true))
-        } else if a.name == name {
-            Some((a, false))
-        } else {
-            None
-        }
-    }) else {
-        return super::error::PageError(super::error::Problem::not_found()).into_response();
-    };
+    let (asset, immutable) = ASSETS
+        .files
+        .iter()
+        .find_map(|a| {
+            if a.fingerprinted == name {
+                Some((a, true))
+            } else if a.name == name {
+                Some((a, false))
+            } else {
+                None
+            }
+        })
+        .ok_or_else(Problem::not_found)?;
 
-    let cache = if immutable {
-        "public, max-age=31536000, immutable"
+    let (encoded, gzip) = if accepts_gzip(&req) {
+        (&asset.gzip, true)
     } else {
-        "public, no-cache"
+        (&asset.identity, false)
     };
     let not_modified = req
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == asset.etag || t.trim() == "*")
-        });
+        .is_some_and(|v| encoded.matches(v));
     let mut resp = if not_modified {
         HttpResponse::NotModified().finish()
-    } else if accepts_gzip(&req) {
-        HttpResponse::Ok()
-            .insert_header((header::CONTENT_ENCODING, "gzip"))
-            .body(asset.gzip.clone())
     } else {
-        HttpResponse::Ok().body(asset.body.clone())
+        let mut ok = HttpResponse::Ok();
+        if gzip {
+            ok.insert_header((header::CONTENT_ENCODING, "gzip"));
+        }
+        ok.body(encoded.body.clone())
+    };
+    let cache = if immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, no-cache"
     };
     let h = resp.headers_mut();
     h.insert(
@@ -143,18 +166,6 @@ pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    if let Ok(v) = HeaderValue::from_str(&asset.etag) {
-        h.insert(header::ETAG, v);
-    }
-    resp
-}
-
-trait IntoResponse {
-    fn into_response(self) -> HttpResponse;
-}
-
-impl IntoResponse for super::error::PageError {
-    fn into_response(self) -> HttpResponse {
-        actix_web::ResponseError::error_response(&self)
-    }
+    h.insert(header::ETAG, encoded.etag.clone());
+    Ok(resp)
 }

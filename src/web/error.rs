@@ -3,6 +3,7 @@
 //! depending on the endpoint that failed.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -96,10 +97,6 @@ impl Problem {
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-
-    pub fn page(self) -> PageError {
-        PageError(self)
-    }
 }
 
 impl From<&StoreError> for Problem {
@@ -108,10 +105,7 @@ impl From<&StoreError> for Problem {
         let mut p = Self::new(
             status,
             e.code(),
-            format!(
-                "{}. Your upload is not lost; try again in a moment.",
-                capitalise(&e.to_string())
-            ),
+            format!("{}. Try again in a moment.", capitalise(&e.to_string())),
         );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             p.retry_after = Some(5);
@@ -156,9 +150,22 @@ impl From<ValidationError> for Problem {
     }
 }
 
-/// A full HTML error page, rendered through `error.html`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageError(pub Problem);
+/// How a [`Problem`] is shown: each endpoint answers in its own format.
+pub trait Format {
+    fn respond(p: &Problem) -> HttpResponse;
+}
+
+/// A full HTML page, through `error.html`.
+#[derive(Debug)]
+pub struct Page;
+
+/// The image-meta fragment's small `role="alert"` paragraph.
+#[derive(Debug)]
+pub struct Fragment;
+
+/// `/api/*`: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug)]
+pub struct Json;
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -170,41 +177,20 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
-impl std::fmt::Display for PageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.0.code, self.0.message)
+impl Format for Page {
+    fn respond(p: &Problem) -> HttpResponse {
+        super::html(
+            p.status,
+            &ErrorPage {
+                assets: super::assets::urls(),
+                status: p.status.as_u16(),
+                title: p.title(),
+                code: p.code,
+                message: &p.message,
+            },
+        )
     }
 }
-
-impl ResponseError for PageError {
-    fn status_code(&self) -> StatusCode {
-        self.0.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let p = &self.0;
-        let page = ErrorPage {
-            assets: super::assets::urls(),
-            status: p.status.as_u16(),
-            title: p.title(),
-            code: p.code,
-            message: &p.message,
-        };
-        let mut resp = super::html(p.status, &page);
-        p.headers(&mut resp);
-        resp
-    }
-}
-
-impl<T: Into<Problem>> From<T> for PageError {
-    fn from(p: T) -> Self {
-        Self(p.into())
-    }
-}
-
-/// The image-meta fragment's error: a small `role="alert"` paragraph.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FragmentError(pub Problem);
 
 #[derive(Template)]
 #[template(path = "partials/error_fragment.html")]
@@ -213,40 +199,17 @@ struct ErrorFragment<'a> {
     message: &'a str,
 }
 
-impl std::fmt::Display for FragmentError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.0.code, self.0.message)
-    }
-}
-
-impl ResponseError for FragmentError {
-    fn status_code(&self) -> StatusCode {
-        self.0.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let p = &self.0;
-        let mut resp = super::html(
+impl Format for Fragment {
+    fn respond(p: &Problem) -> HttpResponse {
+        super::html(
             p.status,
             &ErrorFragment {
                 code: p.code,
                 message: &p.message,
             },
-        );
-        p.headers(&mut resp);
-        resp
+        )
     }
 }
-
-impl<T: Into<Problem>> From<T> for FragmentError {
-    fn from(p: T) -> Self {
-        Self(p.into())
-    }
-}
-
-/// JSON errors of `/api/*`: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError(pub Problem);
 
 #[derive(Serialize)]
 struct ApiErrorBody<'a> {
@@ -259,34 +222,65 @@ struct ApiErrorInner<'a> {
     message: &'a str,
 }
 
-impl std::fmt::Display for ApiError {
+impl Format for Json {
+    fn respond(p: &Problem) -> HttpResponse {
+        HttpResponse::build(p.status).json(ApiErrorBody {
+            error: ApiErrorInner {
+                code: p.code,
+                message: &p.message,
+            },
+        })
+    }
+}
+
+/// A handler's error: a problem, answered in the endpoint's format.
+#[derive(Debug)]
+pub struct Refusal<F>(pub Problem, PhantomData<F>);
+
+pub type PageError = Refusal<Page>;
+pub type FragmentError = Refusal<Fragment>;
+pub type ApiError = Refusal<Json>;
+
+impl<F> Refusal<F> {
+    pub fn new(p: Problem) -> Self {
+        Self(p, PhantomData)
+    }
+}
+
+impl<F> std::fmt::Display for Refusal<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.0.code, self.0.message)
     }
 }
 
-impl ResponseError for ApiError {
+impl<F: Format + std::fmt::Debug> ResponseError for Refusal<F> {
     fn status_code(&self) -> StatusCode {
         self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let p = &self.0;
-        let mut resp = HttpResponse::build(p.status).json(ApiErrorBody {
-            error: ApiErrorInner {
-                code: p.code,
-                message: &p.message,
-            },
-        });
-        p.headers(&mut resp);
+        let mut resp = F::respond(&self.0);
+        self.0.headers(&mut resp);
         resp
     }
 }
 
-impl<T: Into<Problem>> From<T> for ApiError {
+impl<F, T: Into<Problem>> From<T> for Refusal<F> {
     fn from(p: T) -> Self {
-        Self(p.into())
+        Self::new(p.into())
     }
+}
+
+/// A problem outside any handler (no route, wrong method): JSON under `/api/`, a page
+/// elsewhere.
+pub fn respond_for_path(path: &str, p: &Problem) -> HttpResponse {
+    let mut resp = if path.starts_with("/api/") {
+        Json::respond(p)
+    } else {
+        Page::respond(p)
+    };
+    p.headers(&mut resp);
+    resp
 }
 
 impl ApiError {
@@ -298,6 +292,6 @@ impl ApiError {
             ValidationError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
-        Self(Problem::new(status, e.code(), e.to_string()))
+        Self::new(Problem::new(status, e.code(), e.to_string()))
     }
 }

@@ -13,7 +13,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tokio::sync::Notify;
 use url::Url;
 
-use super::error::{ApiError, PageError, Problem};
+use super::error::{Problem, respond_for_path};
 use super::ratelimit::RateLimiter;
 use super::{State, api, assets, fragment, gallery, health, index, middleware, uploaded};
 use crate::config::{Settings, StoreSettings};
@@ -189,6 +189,8 @@ pub fn state(
     clock: Clock,
 ) -> Result<State, StartupError> {
     let presigner = backend.presigner(&settings, &public_url)?;
+    // Fingerprint and compress the static assets now, not in the first request.
+    let _ = super::assets::urls();
     let limits_text = format!(
         "{}, up to {}",
         presigner.limits.allowed_labels(),
@@ -208,36 +210,17 @@ pub fn state(
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
-    let p = Problem::not_found();
-    if req.path().starts_with("/api/") {
-        actix_web::ResponseError::error_response(&ApiError(p))
-    } else {
-        actix_web::ResponseError::error_response(&PageError(p))
-    }
+    respond_for_path(req.path(), &Problem::not_found())
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let p = Problem::method_not_allowed();
-    let mut resp = if req.path().starts_with("/api/") {
-        actix_web::ResponseError::error_response(&ApiError(p))
-    } else {
-        actix_web::ResponseError::error_response(&PageError(p))
-    };
-    // What the resource takes: the fragment, the confirmation and the gallery have no
-    // HEAD route, so they must not advertise one.
-    let allow = if req.path().starts_with("/api/") {
-        "POST"
-    } else if matches!(
-        req.path(),
-        "/fragments/image-meta" | "/uploaded" | "/gallery"
-    ) {
-        "GET"
-    } else {
-        "GET, HEAD"
-    };
-    resp.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    resp
+/// A resource's answer to any other method: 405, naming the methods it takes.
+fn refuse_others(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        let mut resp = respond_for_path(req.path(), &Problem::method_not_allowed());
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        resp
+    })
 }
 
 async fn no_favicon() -> HttpResponse {
@@ -281,44 +264,44 @@ pub fn app(
             web::resource("/")
                 .route(web::get().to(index::index))
                 .route(web::head().to(index::index))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(refuse_others("GET, HEAD")),
         )
         .service(
             web::resource("/fragments/image-meta")
                 .route(web::get().to(fragment::image_meta))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(refuse_others("GET")),
         )
         .service(
             web::resource("/uploaded")
                 .route(web::get().to(uploaded::uploaded))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(refuse_others("GET")),
         )
         .service(
             web::resource("/gallery")
                 .route(web::get().to(gallery::gallery))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(refuse_others("GET")),
         )
         .service(
             web::resource("/api/presign")
                 .route(web::post().to(api::presign))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(refuse_others("POST")),
         )
         .service(
             web::resource("/api/uploads/confirm")
                 .route(web::post().to(api::confirm))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(refuse_others("POST")),
         )
         .service(
             web::resource("/healthz")
                 .route(web::get().to(health::healthz))
                 .route(web::head().to(health::healthz))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(refuse_others("GET, HEAD")),
         )
         .service(
             web::resource("/static/{name}")
                 .route(web::get().to(assets::serve))
                 .route(web::head().to(assets::serve))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(refuse_others("GET, HEAD")),
         )
         .route("/favicon.ico", web::get().to(no_favicon))
         .default_service(web::to(not_found))
