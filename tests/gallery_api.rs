@@ -9,6 +9,9 @@ use common::*;
 use signpost::testdata;
 use signpost::upload::Clock;
 
+/// Cards on a gallery page.
+const GALLERY_PAGE: usize = 24;
+
 fn cards(html: &str) -> Vec<String> {
     html.split("<li class=\"card\">")
         .skip(1)
@@ -351,4 +354,35 @@ fn the_cli_never_invents_credentials_for_the_embedded_store() {
     let e = signpost::cli::presign::presign(&settings, &args, Clock::System).unwrap_err();
     assert!(e.contains("--data-dir"), "{e}");
     assert!(!signpost::store::embedded::credentials_path(dir.path()).exists());
+}
+
+#[actix_web::test]
+async fn a_page_ending_on_a_foreign_object_still_links_to_the_next() {
+    let app = spawn_app().await;
+    let png = testdata::png(1, 1);
+    for i in 0..(GALLERY_PAGE - 1) {
+        app.upload_via_api(&format!("img{i}.png"), &png, None).await;
+    }
+    // Objects signpost did not make, under the prefix: one last on the first page, one
+    // after it.
+    let creds = signpost::store::embedded::load_credentials(app.dir.path())
+        .unwrap()
+        .unwrap();
+    let endpoint = url::Url::parse(&format!("http://{}", app.s3_addr.unwrap())).unwrap();
+    let target = signpost::store::StoreTarget::new(&app.settings, Some(&endpoint), &creds).unwrap();
+    let client = signpost::store::S3Client::new(std::sync::Arc::new(target));
+    for key in ["uploads/ff-foreign.txt", "uploads/zz-foreign.txt"] {
+        client.put(key, "x".into(), "text/plain").await.unwrap();
+    }
+    let page = app.get("/gallery").await;
+    assert_eq!(cards(&page.body).len(), GALLERY_PAGE - 1);
+    let more = tags(&page.body)
+        .into_iter()
+        .find(|t| attr(t, "class").as_deref() == Some("more"))
+        .expect("a more link");
+    let href = attr(&more, "href").unwrap();
+    assert!(href.contains("ff-foreign"), "{href}");
+    let next = app.get(&href).await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
+    assert!(next.body.contains("No older images"), "{}", next.body);
 }

@@ -17,6 +17,8 @@ use crate::store::{ConfirmError, OnLie, S3Client, confirm};
 use crate::upload::ObjectKey;
 
 pub const PAGE_SIZE: usize = 24;
+/// S3's longest key.
+const MAX_KEY_BYTES: usize = 1024;
 /// Object reads in flight at once for one page.
 pub const CONCURRENCY: usize = 8;
 
@@ -37,23 +39,27 @@ pub async fn gallery(
 ) -> Result<HttpResponse, PageError> {
     let q = Query::parse(req.query_string())?;
     let prefix = &state.settings.prefix;
+    // The cursor is the last key a page listed. It need not be one of signpost's keys
+    // (anything else under the prefix is listed too, and skipped), only under the prefix.
     let after = match q.get("after") {
         None | Some("") => None,
-        Some(a) => Some(ObjectKey::parse(prefix, a).ok_or_else(|| {
-            Problem::bad_request(
+        Some(a)
+            if a.starts_with(prefix.as_str())
+                && a.len() <= MAX_KEY_BYTES
+                && !a.chars().any(char::is_control) =>
+        {
+            Some(a)
+        }
+        Some(_) => {
+            return Err(Problem::bad_request(
                 "gallery_cursor_invalid",
                 "This gallery link is not valid. Start again from the first page.",
             )
-        })?),
+            .into());
+        }
     };
 
-    let listing = client
-        .list(
-            prefix.as_str(),
-            after.as_ref().map(ObjectKey::as_str),
-            PAGE_SIZE,
-        )
-        .await?;
+    let listing = client.list(prefix.as_str(), after, PAGE_SIZE).await?;
     let last_listed = listing.objects.last().map(|o| o.key.clone());
 
     let keys: Vec<ObjectKey> = listing
