@@ -16,17 +16,16 @@ use crate::upload::{Completion, SignedUpload, UploadRequest};
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 16 * 1024;
 
-/// A JSON string: written as it is when signpost built it from a strict alphabet (base64,
-/// hex, keys, URLs, dates), escaped by serde_json otherwise.
-fn push_json_str(out: &mut String, value: &str, plain: bool) {
-    if plain {
-        debug_assert!(super::plain_chars(value), "{value:?} is not plain");
+/// A JSON string: written as it is when it holds nothing to escape (the base64 policy,
+/// hex, keys, dates), through serde_json otherwise.
+fn push_json_str(out: &mut String, value: &str) {
+    if super::needs_json_escape(value) {
+        // Serialising a string cannot fail.
+        out.push_str(&serde_json::to_string(value).expect("a string serialises"));
+    } else {
         out.push('"');
         out.push_str(value);
         out.push('"');
-    } else {
-        // Serialising a string cannot fail.
-        out.push_str(&serde_json::to_string(value).expect("a string serialises"));
     }
 }
 
@@ -38,23 +37,22 @@ fn push_json_str(out: &mut String, value: &str, plain: bool) {
 pub fn presign_json(s: &SignedUpload) -> String {
     let mut out = String::with_capacity(2048);
     out.push_str("{\"method\":\"POST\",\"url\":");
-    push_json_str(&mut out, &s.url, false);
+    push_json_str(&mut out, &s.url);
     out.push_str(",\"fields\":{");
     for (i, (name, value)) in s.fields.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        push_json_str(&mut out, name, false);
+        push_json_str(&mut out, name);
         out.push(':');
-        push_json_str(&mut out, value, super::plain_field(name));
+        push_json_str(&mut out, value);
     }
     out.push_str("},\"headers\":{},\"key\":");
-    push_json_str(&mut out, &s.key, true);
+    push_json_str(&mut out, &s.key);
     out.push_str(",\"expires_at\":");
     push_json_str(
         &mut out,
         &crate::policy::time::Iso8601Millis(s.expires_at).to_string(),
-        true,
     );
     out.push('}');
     out

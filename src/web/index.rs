@@ -24,8 +24,8 @@ pub struct TypeOption {
 pub struct MetaField {
     pub name: Cow<'static, str>,
     pub value: String,
-    /// The value has no character HTML would need escaped in an attribute (base64, hex,
-    /// keys, URLs): the template writes it as it is instead of scanning it again.
+    /// The value has no character HTML would escape: the template writes it as it is
+    /// instead of scanning it a second time.
     pub plain: bool,
     pub options: Option<Vec<TypeOption>>,
 }
@@ -57,11 +57,7 @@ impl MetaView {
                     ),
                     _ => None,
                 };
-                let plain = super::plain_field(&name);
-                debug_assert!(
-                    !plain || super::plain_chars(&value),
-                    "field {name} has unsafe characters"
-                );
+                let plain = !super::needs_html_escape(&value);
                 MetaField {
                     plain,
                     name,
