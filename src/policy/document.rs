@@ -118,14 +118,6 @@ impl<'a> PostPolicy<'a> {
         }
     }
 
-    pub fn expiration(&self) -> DateTime<Utc> {
-        self.expiration
-    }
-
-    pub fn conditions(&self) -> &[Condition<'a>] {
-        &self.conditions
-    }
-
     pub fn push(&mut self, condition: Condition<'a>) -> &mut Self {
         self.conditions.push(condition);
         self

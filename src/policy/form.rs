@@ -174,18 +174,6 @@ impl Signer {
         }
     }
 
-    pub fn version(&self) -> Version {
-        self.version
-    }
-
-    pub fn access_key_id(&self) -> &str {
-        &self.credentials.access_key_id
-    }
-
-    pub fn region(&self) -> &str {
-        &self.region
-    }
-
     /// Add the signature fields and their conditions, then sign.
     pub fn sign(&self, mut form: PostForm, now: DateTime<Utc>) -> SignedForm {
         let creds = &self.credentials;

@@ -78,10 +78,6 @@ impl S3Client {
         Self { http, target }
     }
 
-    pub fn target(&self) -> &StoreTarget {
-        &self.target
-    }
-
     fn map_send_error(&self, e: SendRequestError) -> StoreError {
         match e {
             SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => {

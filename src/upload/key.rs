@@ -154,6 +154,10 @@ impl ObjectKey {
         &self.key
     }
 
+    pub fn into_string(self) -> String {
+        self.key
+    }
+
     pub fn id(&self) -> UploadId {
         self.id
     }

@@ -40,12 +40,17 @@ impl Clock {
         }
     }
 
-    /// A fresh id; with a fixed clock, derived from `seed` so it is reproducible.
-    pub fn upload_id(&self, at: DateTime<Utc>, seed: &[u8]) -> UploadId {
+    /// A fresh id; with a fixed clock, derived from `seed` so it is reproducible (the seed
+    /// is only built then: the system clock's ids are random).
+    pub fn upload_id<S: AsRef<[u8]>>(
+        &self,
+        at: DateTime<Utc>,
+        seed: impl FnOnce() -> S,
+    ) -> UploadId {
         match self {
             Self::System => UploadId::random(at),
             Self::Fixed(_) => {
-                let digest = Sha256::digest(seed);
+                let digest = Sha256::digest(seed());
                 let mut random = [0u8; 10];
                 random.copy_from_slice(&digest[..10]);
                 UploadId::new(at, random)
@@ -134,11 +139,12 @@ impl Presigner {
         clock: Clock,
     ) -> SignedUpload {
         let now = clock.now();
-        let seed = format!(
-            "{}\0{}\0{:?}",
-            upload.original_name, upload.image_type, upload.size
-        );
-        let id = clock.upload_id(now, seed.as_bytes());
+        let id = clock.upload_id(now, || {
+            format!(
+                "{}\0{}\0{:?}",
+                upload.original_name, upload.image_type, upload.size
+            )
+        });
         self.presign_with(upload, completion, now, id)
     }
 
@@ -150,7 +156,7 @@ impl Presigner {
         id: UploadId,
     ) -> SignedUpload {
         let name = safe_file_name(&upload.original_name, upload.image_type);
-        let key = ObjectKey::new(&self.prefix, id, &name).as_str().to_owned();
+        let key = ObjectKey::new(&self.prefix, id, &name).into_string();
         let mut form = self.base_form(now, &key);
         form.field("Content-Type", upload.image_type.mime());
         self.complete(&mut form, completion);
@@ -171,23 +177,24 @@ impl Presigner {
     /// and deletes anything that is not a real image of it (SVG included).
     pub fn initial(&self, clock: Clock) -> SignedUpload {
         let now = clock.now();
-        let id = clock.upload_id(now, b"initial");
+        let id = clock.upload_id(now, || "initial");
         let default = self
             .limits
             .allowed
             .first()
             .copied()
             .unwrap_or(ImageType::Jpeg);
-        let name = format!("upload.{}", default.extensions()[0]);
-        // Without JavaScript the extension cannot follow the type: keep a neutral name.
-        let name = if self.limits.allowed.len() == 1 {
-            name
+        let single = self.limits.allowed.len() == 1;
+        // Without JavaScript the extension cannot follow the type: a neutral name, unless
+        // only one type is allowed.
+        let name = if single {
+            format!("upload.{}", default.extensions()[0])
         } else {
             "upload".to_owned()
         };
-        let key = ObjectKey::new(&self.prefix, id, &name).as_str().to_owned();
+        let key = ObjectKey::new(&self.prefix, id, &name).into_string();
         let mut form = self.base_form(now, &key);
-        if self.limits.allowed.len() == 1 {
+        if single {
             form.field("Content-Type", default.mime());
         } else {
             form.field_starting_with(

@@ -362,17 +362,9 @@ impl Application {
         self.addr
     }
 
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
     /// The site's origin (`http://127.0.0.1:PORT`).
     pub fn public_url(&self) -> &Url {
         &self.state.public_url
-    }
-
-    pub fn state(&self) -> web::Data<State> {
-        self.state.clone()
     }
 
     /// The embedded store's address, when it runs.

@@ -50,6 +50,13 @@ struct UploadedPage<'a> {
     upload: UploadView,
 }
 
+fn missing(what: &str) -> Problem {
+    Problem::bad_request(
+        "query_missing_parameter",
+        format!("This link has no {what}: it does not come from an upload."),
+    )
+}
+
 /// The checks of `/uploaded` and of the confirm API: bucket, key under the prefix, ETag,
 /// then the store (HEAD, magic bytes, dimensions).
 pub async fn confirm_request(
@@ -59,12 +66,6 @@ pub async fn confirm_request(
     key: Option<&str>,
     etag: Option<&str>,
 ) -> Result<Confirmed, Problem> {
-    let missing = |what: &str| {
-        Problem::bad_request(
-            "query_missing_parameter",
-            format!("This link has no {what}: it does not come from an upload."),
-        )
-    };
     if let Some(bucket) = bucket
         && bucket != state.settings.bucket
     {
@@ -94,12 +95,7 @@ pub async fn uploaded(
     client: web::Data<S3Client>,
 ) -> Result<HttpResponse, PageError> {
     let q = Query::parse(req.query_string())?;
-    let bucket = q.get("bucket").ok_or_else(|| {
-        Problem::bad_request(
-            "query_missing_parameter",
-            "This link has no bucket: it does not come from an upload.",
-        )
-    })?;
+    let bucket = q.get("bucket").ok_or_else(|| missing("bucket"))?;
     let confirmed =
         confirm_request(&state, &client, Some(bucket), q.get("key"), q.get("etag")).await?;
     let mut resp = html(
