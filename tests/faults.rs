@@ -81,24 +81,14 @@ async fn upload(app: &TestApp, upstream: &Upstream) -> (String, String) {
     let p = app
         .presign("fault-photo.png", "image/png", png.len(), Some((4, 3)))
         .await;
-    let fields: Vec<(String, String)> = p["fields"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect();
     // The form's action names the fake; the POST policy does not cover the host, so the
     // same form goes to the real store directly.
     let url = format!("http://{}/signpost", upstream.addr());
     let r = app
-        .post_form(&url, &fields, "fault-photo.png", "image/png", &png)
+        .post_form(&url, &api_fields(&p), "fault-photo.png", "image/png", &png)
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let etag = between(&r.body, "<ETag>", "</ETag>")
-        .unwrap()
-        .replace("&quot;", "")
-        .replace('"', "");
-    (p["key"].as_str().unwrap().to_owned(), etag)
+    (p["key"].as_str().unwrap().to_owned(), etag_of(&r.body))
 }
 
 fn uploaded_path(key: &str, etag: &str) -> String {

@@ -129,20 +129,8 @@ async fn a_broken_object_is_skipped() {
         .await;
     // Bytes that are not the declared type: listed, but not shown.
     let p = app.presign("bad.png", "image/png", 6, None).await;
-    let fields: Vec<(String, String)> = p["fields"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().into()))
-        .collect();
     let r = app
-        .post_form(
-            p["url"].as_str().unwrap(),
-            &fields,
-            "bad.png",
-            "image/png",
-            b"nopeno",
-        )
+        .post_presigned(&p, "bad.png", "image/png", b"nopeno")
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let page = app.get("/gallery").await;

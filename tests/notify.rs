@@ -234,21 +234,7 @@ async fn upload_png(app: &TestApp, name: &str, w: u32, h: u32) -> (String, Strin
 async fn upload_liar(app: &TestApp) -> String {
     let gif = testdata::gif();
     let p = app.presign("liar.png", "image/png", gif.len(), None).await;
-    let fields: Vec<(String, String)> = p["fields"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect();
-    let r = app
-        .post_form(
-            p["url"].as_str().unwrap(),
-            &fields,
-            "liar.png",
-            "image/png",
-            &gif,
-        )
-        .await;
+    let r = app.post_presigned(&p, "liar.png", "image/png", &gif).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     p["key"].as_str().unwrap().to_owned()
 }

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use signpost::store::multipart::form_body;
 use signpost::testdata;
 
-use common::{between, enc, fragment_fields, page_form};
+use common::{api_fields, between, enc, etag_of, fragment_fields, page_form, stored_secret};
 use support::{FakeStore, Mode, free_port};
 
 /// Variables of the host that must not reach the child (they would change its store).
@@ -314,31 +314,12 @@ impl Web {
             .post_form(p["url"].as_str().unwrap(), &fields, file)
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let etag = between(&r.body, "<ETag>", "</ETag>")
-            .unwrap()
-            .replace("&quot;", "")
-            .replace('"', "");
-        (p["key"].as_str().unwrap().to_owned(), etag)
+        (p["key"].as_str().unwrap().to_owned(), etag_of(&r.body))
     }
 
     fn transcript(&self) -> String {
         String::from_utf8_lossy(&self.transcript.lock().unwrap()).into_owned()
     }
-}
-
-fn api_fields(p: &serde_json::Value) -> Vec<(String, String)> {
-    p["fields"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect()
-}
-
-fn stored_secret(data_dir: &Path) -> String {
-    let raw = std::fs::read(data_dir.join("credentials.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    v["secret_access_key"].as_str().unwrap().to_owned()
 }
 
 /// The forms a leaked secret could take.

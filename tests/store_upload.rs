@@ -90,6 +90,11 @@ fn presigner(env: &Env, secret_override: Option<&str>) -> Presigner {
 }
 
 fn signed(p: &Presigner, name: &str, size: usize) -> SignedUpload {
+    signed_at(p, name, size, Clock::System)
+}
+
+/// A PNG of `size` bytes, 4 × 3, signed as of `clock`.
+fn signed_at(p: &Presigner, name: &str, size: usize, clock: Clock) -> SignedUpload {
     let req = UploadRequest {
         filename: Some(name.into()),
         content_type: Some("image/png".into()),
@@ -98,7 +103,7 @@ fn signed(p: &Presigner, name: &str, size: usize) -> SignedUpload {
         height: Some(3),
     };
     let valid = req.validate(&p.limits, true).unwrap();
-    p.presign(&valid, Completion::Created, Clock::System)
+    p.presign(&valid, Completion::Created, clock)
 }
 
 async fn post(
@@ -233,18 +238,10 @@ async fn tampered(version: Version) {
     assert_refused(st, &body, "SignatureDoesNotMatch");
     // An expired policy (signed 11 minutes ago with a 10-minute lifetime: inside the
     // store's 15-minute clock window, so the expiry itself is what refuses it).
-    let valid = UploadRequest {
-        filename: Some("old.png".into()),
-        content_type: Some("image/png".into()),
-        size: Some(png.len() as u64),
-        width: None,
-        height: None,
-    }
-    .validate(&p.limits, true)
-    .unwrap();
-    let old = p.presign(
-        &valid,
-        Completion::Created,
+    let old = signed_at(
+        &p,
+        "old.png",
+        png.len(),
         Clock::Fixed(Utc::now() - chrono::Duration::minutes(11)),
     );
     let (st, body) = post(&env, &s.url, &owned(&old), &png).await;
@@ -302,18 +299,10 @@ async fn the_stores_clock_window_follows_the_policy_lifetime() {
     let env = env_ttl(Version::V4, 64 * 1024, 1800);
     let p = presigner(&env, None);
     let png = testdata::png(2, 2);
-    let valid = UploadRequest {
-        filename: Some("slow.png".into()),
-        content_type: Some("image/png".into()),
-        size: Some(png.len() as u64),
-        width: None,
-        height: None,
-    }
-    .validate(&p.limits, true)
-    .unwrap();
-    let s = p.presign(
-        &valid,
-        Completion::Created,
+    let s = signed_at(
+        &p,
+        "slow.png",
+        png.len(),
         Clock::Fixed(Utc::now() - chrono::Duration::minutes(20)),
     );
     let (status, body) = post(&env, &s.url, &owned(&s), &png).await;

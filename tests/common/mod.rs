@@ -140,9 +140,7 @@ impl TestApp {
 
     /// The embedded store's secret access key (from the data dir).
     pub fn secret(&self) -> String {
-        let raw = std::fs::read(self.dir.path().join("credentials.json")).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-        v["secret_access_key"].as_str().unwrap().to_owned()
+        stored_secret(self.dir.path())
     }
 
     /// The forms of the secret a leak could take.
@@ -198,28 +196,50 @@ impl TestApp {
         dims: Option<(u32, u32)>,
     ) -> (String, String) {
         let p = self.presign(name, "image/png", bytes.len(), dims).await;
-        let fields: Vec<(String, String)> = p["fields"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-            .collect();
-        let r = self
-            .post_form(
-                p["url"].as_str().unwrap(),
-                &fields,
-                name,
-                "image/png",
-                bytes,
-            )
-            .await;
+        let r = self.post_presigned(&p, name, "image/png", bytes).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let etag = between(&r.body, "<ETag>", "</ETag>")
-            .unwrap()
-            .replace("&quot;", "")
-            .replace('"', "");
-        (p["key"].as_str().unwrap().to_owned(), etag)
+        (p["key"].as_str().unwrap().to_owned(), etag_of(&r.body))
     }
+
+    /// POST a file with the fields (and to the URL) of a `/api/presign` answer.
+    pub async fn post_presigned(
+        &self,
+        p: &serde_json::Value,
+        name: &str,
+        ct: &str,
+        bytes: &[u8],
+    ) -> Resp {
+        self.post_form(p["url"].as_str().unwrap(), &api_fields(p), name, ct, bytes)
+            .await
+    }
+}
+
+/// The form fields of a `/api/presign` answer, in order.
+pub fn api_fields(p: &serde_json::Value) -> Vec<(String, String)> {
+    p["fields"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// The ETag of a `success_action_status=201` answer, without quotes.
+pub fn etag_of(post_response: &str) -> String {
+    between(post_response, "<ETag>", "</ETag>")
+        .unwrap()
+        .replace("&quot;", "")
+        .replace('"', "")
+}
+
+/// The embedded store's secret access key, as kept in a data dir.
+pub fn stored_secret(data_dir: &std::path::Path) -> String {
+    signpost::store::embedded::load_credentials(data_dir)
+        .unwrap()
+        .expect("the store has run with this data dir")
+        .secret_access_key
+        .expose()
+        .to_owned()
 }
 
 pub fn between<'a>(s: &'a str, a: &str, b: &str) -> Option<&'a str> {
