@@ -91,14 +91,6 @@ async fn upload(app: &TestApp, upstream: &Upstream) -> (String, String) {
     (p["key"].as_str().unwrap().to_owned(), etag_of(&r.body))
 }
 
-fn uploaded_path(key: &str, etag: &str) -> String {
-    format!(
-        "/uploaded?bucket=signpost&key={}&etag={}",
-        enc(key),
-        enc(etag)
-    )
-}
-
 const FRAGMENT: &str = "/fragments/image-meta?filename=cat.png&content_type=image%2Fpng&size=1000";
 
 /// Every store-backed endpoint answers one of `statuses` with one of `codes`, quickly and

@@ -73,13 +73,7 @@ async fn server_dimensions_win_over_the_browsers() {
     let (key, etag) = app
         .upload_via_api("lying-dims.png", &testdata::png(6, 4), Some((999, 999)))
         .await;
-    let page = app
-        .get(&format!(
-            "/uploaded?bucket=signpost&key={}&etag={}",
-            enc(&key),
-            enc(&etag)
-        ))
-        .await;
+    let page = app.get(&uploaded_path(&key, &etag)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
         page.body.contains("<dd id=\"dimensions\">6 × 4</dd>") && !page.body.contains("999 × 999"),
@@ -353,12 +347,7 @@ async fn a_page_ending_on_a_foreign_object_still_links_to_the_next() {
     }
     // Objects signpost did not make, under the prefix: one last on the first page, one
     // after it.
-    let creds = signpost::store::embedded::load_credentials(app.dir.path())
-        .unwrap()
-        .unwrap();
-    let endpoint = url::Url::parse(&format!("http://{}", app.s3_addr.unwrap())).unwrap();
-    let target = signpost::store::StoreTarget::new(&app.settings, Some(&endpoint), &creds).unwrap();
-    let client = signpost::store::S3Client::new(std::sync::Arc::new(target));
+    let client = app.store_client();
     for key in ["uploads/ff-foreign.txt", "uploads/zz-foreign.txt"] {
         client.put(key, "x".into(), "text/plain").await.unwrap();
     }

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,14 +15,13 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::StatusCode;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use common::{TestApp, enc, spawn_with};
+use common::{TestApp, enc, spawn_with, uploaded_path};
 use signpost::config::{CheckpointArg, Config, EventsArgs, StoreSettings};
 use signpost::notify::checkpoint::{CHECKPOINT_FILE, bucket_key};
 use signpost::notify::signature::verify;
 use signpost::notify::{EVENT_ID_HEADER, SIGNATURE_HEADER, event_id};
 use signpost::secret::Secret;
-use signpost::store::embedded::{endpoint_url, load_or_create_credentials};
-use signpost::store::{S3Client, StoreTarget};
+
 use signpost::testdata;
 use signpost::upload::UploadId;
 
@@ -204,23 +203,8 @@ fn notifying(
     }
 }
 
-/// A direct S3 client for the app's embedded store (to check what the bucket holds).
-fn store_client(app: &TestApp, data_dir: &Path) -> S3Client {
-    let creds = load_or_create_credentials(data_dir).unwrap();
-    let endpoint = endpoint_url(app.s3_addr.expect("embedded store"));
-    S3Client::new(Arc::new(
-        StoreTarget::new(&app.settings, Some(&endpoint), &creds).unwrap(),
-    ))
-}
-
 async fn follow_redirect(app: &TestApp, key: &str, etag: &str) {
-    let r = app
-        .get(&format!(
-            "/uploaded?bucket=signpost&key={}&etag={}",
-            enc(key),
-            enc(etag)
-        ))
-        .await;
+    let r = app.get(&uploaded_path(key, etag)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
@@ -366,7 +350,7 @@ async fn restart_neither_loses_nor_resends(mode: CheckpointArg) {
     // The at-least-once window: between the receiver's 2xx and the checkpoint write.
     // Outside it (the checkpoint holds the event), a restart must not re-send.
     let id_a = event_id(&ka, &ea);
-    let client = store_client(&first, &dir);
+    let client = first.store_client();
     let deadline = Instant::now() + Duration::from_secs(6);
     loop {
         let stored = match mode {
@@ -456,7 +440,7 @@ async fn a_forged_redirect_for_a_missing_object_delivers_nothing() {
 async fn a_file_that_fails_verification_is_deleted_and_not_delivered() {
     let rx = Receiver::start().await;
     let app = spawn_with(notifying(&rx, 1, None, CheckpointArg::File)).await;
-    let client = store_client(&app, app.dir.path());
+    let client = app.store_client();
     // The store took it (201); the 1 s sweep may delete it at any moment from now on.
     let liar = upload_liar(&app).await;
     let (good, _) = upload_png(&app, "good.png", 4, 4).await;
@@ -480,7 +464,7 @@ async fn a_file_that_fails_verification_is_deleted_and_not_delivered() {
 async fn events_prints_what_would_be_delivered_and_deletes_nothing() {
     // No notifications configured: nothing else touches the bucket.
     let app = spawn_with(|_| {}).await;
-    let client = store_client(&app, app.dir.path());
+    let client = app.store_client();
     let since = Utc::now() - chrono::Duration::seconds(5);
     let (k1, e1) = upload_png(&app, "first.png", 2, 3).await;
     let (k2, e2) = upload_png(&app, "second.png", 4, 5).await;
@@ -588,7 +572,7 @@ async fn the_checkpoint_never_passes_an_undelivered_upload() {
         .timestamp_millis();
     let cp_path = app.dir.path().join("cp.json");
     let mut sweeper = Sweeper {
-        client: store_client(&app, app.dir.path()),
+        client: app.store_client(),
         deliverer: Deliverer::new(rx.url.parse().unwrap(), Secret::new(SECRET)),
         store: CheckpointStore::File(cp_path.clone()),
         checkpoint: Some(Checkpoint::fresh(

@@ -320,11 +320,8 @@ async fn the_first_render_uploads_without_javascript() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     // Until someone confirms it, the SVG sits in the bucket, but only as an attachment:
     // a browser that opens it downloads it instead of running it.
-    let creds = signpost::store::embedded::load_or_create_credentials(app.dir.path()).unwrap();
-    let endpoint = url::Url::parse(&format!("http://{}", app.s3_addr.unwrap())).unwrap();
-    let target = signpost::store::StoreTarget::new(&app.settings, Some(&endpoint), &creds).unwrap();
     let raw = app
-        .get(signpost::store::presigned_get(&target, &key, None).as_str())
+        .get(signpost::store::presigned_get(&app.store_target(), &key, None).as_str())
         .await;
     assert_eq!(raw.status, StatusCode::OK);
     assert_eq!(raw.header("content-disposition"), Some("attachment"));

@@ -20,7 +20,9 @@ use bytes::Bytes;
 use signpost::store::multipart::form_body;
 use signpost::testdata;
 
-use common::{api_fields, between, enc, etag_of, fragment_fields, page_form, stored_secret};
+use common::{
+    api_fields, between, enc, etag_of, fragment_fields, page_form, stored_secret, uploaded_path,
+};
 use support::{FakeStore, Mode, free_port};
 
 /// Variables of the host that must not reach the child (they would change its store).
@@ -588,13 +590,7 @@ async fn uploads_survive_a_restart() {
     assert!(gallery.body.contains("kept.png"), "{}", gallery.body);
     let id = key.split('/').nth(1).unwrap();
     assert!(gallery.body.contains(id));
-    let page = web
-        .get(&format!(
-            "/uploaded?bucket=signpost&key={}&etag={}",
-            enc(&key),
-            enc(&etag)
-        ))
-        .await;
+    let page = web.get(&uploaded_path(&key, &etag)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
 }
 

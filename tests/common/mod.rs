@@ -138,6 +138,21 @@ impl TestApp {
         .await
     }
 
+    /// Where the app's embedded store is, signed for with its credentials.
+    pub fn store_target(&self) -> signpost::store::StoreTarget {
+        let creds = signpost::store::embedded::load_credentials(&self.settings.data_dir)
+            .unwrap()
+            .expect("the store has run with this data dir");
+        let endpoint =
+            signpost::store::embedded::endpoint_url(self.s3_addr.expect("embedded store"));
+        signpost::store::StoreTarget::new(&self.settings, Some(&endpoint), &creds).unwrap()
+    }
+
+    /// A direct S3 client for the app's embedded store (to see what the bucket holds).
+    pub fn store_client(&self) -> signpost::store::S3Client {
+        signpost::store::S3Client::new(std::sync::Arc::new(self.store_target()))
+    }
+
     /// The embedded store's secret access key (from the data dir).
     pub fn secret(&self) -> String {
         stored_secret(self.dir.path())
@@ -398,6 +413,15 @@ pub fn policy_of(fields: &[(String, String)]) -> serde_json::Value {
         .decode(b64)
         .unwrap();
     serde_json::from_slice(&raw).unwrap()
+}
+
+/// The confirmation link S3 redirects to after an upload into the embedded bucket.
+pub fn uploaded_path(key: &str, etag: &str) -> String {
+    format!(
+        "/uploaded?bucket=signpost&key={}&etag={}",
+        enc(key),
+        enc(etag)
+    )
 }
 
 /// Percent-encode a query value.
