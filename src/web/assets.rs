@@ -6,11 +6,11 @@ use std::io::Write;
 use std::sync::LazyLock;
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::error::{PageError, Problem};
+use super::error::Problem;
 
 struct Asset {
     /// `upload.js`
@@ -118,23 +118,23 @@ fn accepts_gzip(req: &HttpRequest) -> bool {
         })
 }
 
-/// `GET /static/{name}`
-pub async fn serve(req: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, PageError> {
-    let name = name.into_inner();
-    let (asset, immutable) = ASSETS
-        .files
-        .iter()
-        .find_map(|a| {
-            if a.fingerprinted == name {
-                Some((a, true))
-            } else if a.name == name {
-                Some((a, false))
-            } else {
-                None
-            }
-        })
-        .ok_or_else(Problem::not_found)?;
+/// Every asset's paths: `(path, index, immutable)`, the fingerprinted name (cached for a
+/// year) and the plain one (revalidated). Each gets an exact route, matched by comparing
+/// strings: a `/static/{name}` pattern ran a regex for every request that reached it.
+pub fn routes() -> impl Iterator<Item = (String, usize, bool)> {
+    ASSETS.files.iter().enumerate().flat_map(|(i, a)| {
+        [
+            (format!("/static/{}", a.fingerprinted), i, true),
+            (format!("/static/{}", a.name), i, false),
+        ]
+    })
+}
 
+/// `GET /static/…` for the asset at `index` of [`routes`].
+pub async fn serve(req: HttpRequest, index: usize, immutable: bool) -> HttpResponse {
+    let Some(asset) = ASSETS.files.get(index) else {
+        return super::error::respond_for_path(req.path(), &Problem::not_found());
+    };
     let (encoded, gzip) = if accepts_gzip(&req) {
         (&asset.gzip, true)
     } else {
@@ -167,5 +167,5 @@ pub async fn serve(req: HttpRequest, name: web::Path<String>) -> Result<HttpResp
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     h.insert(header::ETAG, encoded.etag.clone());
-    Ok(resp)
+    resp
 }

@@ -223,6 +223,17 @@ fn refuse_others(allow: &'static str) -> actix_web::Route {
     })
 }
 
+fn static_routes(cfg: &mut web::ServiceConfig) {
+    for (path, index, immutable) in assets::routes() {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(move |req| assets::serve(req, index, immutable)))
+                .route(web::head().to(move |req| assets::serve(req, index, immutable)))
+                .default_service(refuse_others("GET, HEAD")),
+        );
+    }
+}
+
 async fn no_favicon() -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
@@ -297,12 +308,7 @@ pub fn app(
                 .route(web::head().to(health::healthz))
                 .default_service(refuse_others("GET, HEAD")),
         )
-        .service(
-            web::resource("/static/{name}")
-                .route(web::get().to(assets::serve))
-                .route(web::head().to(assets::serve))
-                .default_service(refuse_others("GET, HEAD")),
-        )
+        .configure(static_routes)
         .route("/favicon.ico", web::get().to(no_favicon))
         .default_service(web::to(not_found))
 }
