@@ -95,7 +95,8 @@ struct Expiration(DateTime<Utc>);
 
 impl Serialize for Expiration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_expiration(self.0))
+        // A plain string: `collect_str` would run it through the formatting machinery.
+        s.serialize_str(&super::time::iso8601_millis(self.0))
     }
 }
 

@@ -179,28 +179,27 @@ impl Signer {
         let creds = &self.credentials;
         form.signature_start = Some(form.fields.len());
         match self.version {
-            Version::V4 => {
-                let date = sigv4::scope_date(now);
-                form.field("x-amz-algorithm", sigv4::ALGORITHM);
-                form.field(
-                    "x-amz-credential",
-                    sigv4::credential(&creds.access_key_id, &date, &self.region),
-                );
-                form.field("x-amz-date", sigv4::amz_date(now));
-                if let Some(token) = &creds.session_token {
-                    form.field("x-amz-security-token", token.expose());
-                }
-                let policy = encode(&form.policy());
-                let key = self
-                    .keys
-                    .get(creds.secret_access_key.expose(), now, &self.region);
-                let signature = key.sign(policy.as_bytes());
-                finish(
-                    form,
-                    now,
-                    [("policy", policy), ("x-amz-signature", signature)],
-                )
-            }
+            Version::V4 => self.keys.with(
+                &creds.access_key_id,
+                creds.secret_access_key.expose(),
+                now,
+                &self.region,
+                |day| {
+                    form.field("x-amz-algorithm", sigv4::ALGORITHM);
+                    form.field("x-amz-credential", day.credential.as_str());
+                    form.field("x-amz-date", sigv4::amz_date(now));
+                    if let Some(token) = &creds.session_token {
+                        form.field("x-amz-security-token", token.expose());
+                    }
+                    let policy = encode(&form.policy());
+                    let signature = day.key.sign(policy.as_bytes());
+                    finish(
+                        form,
+                        now,
+                        [("policy", policy), ("x-amz-signature", signature)],
+                    )
+                },
+            ),
             Version::V2 => {
                 if let Some(token) = &creds.session_token {
                     form.field("x-amz-security-token", token.expose());
@@ -222,10 +221,9 @@ impl Signer {
 }
 
 fn encode(policy: &PostPolicy<'_>) -> String {
-    let json = policy.to_json();
-    let mut out = String::with_capacity(json.len().div_ceil(3) * 4);
-    STANDARD.encode_string(&json, &mut out);
-    out
+    // SIMD base64 (the crate s3s already brings): a third of the cost of a scalar encoder on
+    // a policy of ~650 bytes.
+    base64_simd::STANDARD.encode_to_string(policy.to_json())
 }
 
 fn finish(form: PostForm, now: DateTime<Utc>, tail: [(&'static str, String); 2]) -> SignedForm {

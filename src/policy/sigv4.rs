@@ -44,8 +44,21 @@ pub fn credential(access_key_id: &str, date: &str, region: &str) -> String {
 
 /// The derived signing key. Its `Debug` does not show it: it is as good as the secret for
 /// one day and one region.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct SigningKey([u8; 32]);
+#[derive(Clone)]
+pub struct SigningKey {
+    bytes: [u8; 32],
+    /// HMAC keyed with `bytes`: keying hashes two blocks, done once a day instead of once a
+    /// signature.
+    mac: Hmac<Sha256>,
+}
+
+impl PartialEq for SigningKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for SigningKey {}
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,24 +75,39 @@ impl SigningKey {
         let k_date = hmac_sha256(&seed, date.as_bytes());
         let k_region = hmac_sha256(&k_date, region.as_bytes());
         let k_service = hmac_sha256(&k_region, service.as_bytes());
-        Self(hmac_sha256(&k_service, b"aws4_request"))
+        let bytes = hmac_sha256(&k_service, b"aws4_request");
+        // HMAC accepts keys of any length: `new_from_slice` cannot fail here.
+        let mac = Hmac::<Sha256>::new_from_slice(&bytes).expect("HMAC takes keys of any length");
+        Self { bytes, mac }
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+        &self.bytes
     }
 
     /// Lowercase hex HMAC-SHA256 of the string to sign (for POST: the base64 policy).
     pub fn sign(&self, string_to_sign: &[u8]) -> String {
-        hex::encode(hmac_sha256(&self.0, string_to_sign))
+        let mut mac = self.mac.clone();
+        mac.update(string_to_sign);
+        hex::encode(mac.finalize().into_bytes())
     }
 }
 
-/// The signing key of the current day, shared by every request without a lock: readers load
-/// an `Arc`, and the first request of a new day swaps in a freshly derived key.
+/// What a day's signatures share: the signing key and the `x-amz-credential` scope.
+#[derive(Debug)]
+pub struct DayKey {
+    /// `YYYYMMDD` as a number.
+    day: u32,
+    pub key: SigningKey,
+    /// `AKID/YYYYMMDD/REGION/s3/aws4_request`
+    pub credential: String,
+}
+
+/// The current day's key, shared by every request without a lock: readers borrow it, and
+/// the first request of a new day swaps in a freshly derived one.
 #[derive(Default)]
 pub struct KeyCache {
-    current: ArcSwapOption<(u32, SigningKey)>,
+    current: ArcSwapOption<DayKey>,
 }
 
 impl fmt::Debug for KeyCache {
@@ -89,16 +117,30 @@ impl fmt::Debug for KeyCache {
 }
 
 impl KeyCache {
-    pub fn get(&self, secret: &str, now: DateTime<Utc>, region: &str) -> SigningKey {
+    /// Run `f` with the key and credential of `now`'s day. One cache serves one access key
+    /// and region (a [`Signer`](super::Signer)'s).
+    pub fn with<R>(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+        now: DateTime<Utc>,
+        region: &str,
+        f: impl FnOnce(&DayKey) -> R,
+    ) -> R {
         let day = now.year().unsigned_abs() * 10_000 + now.month() * 100 + now.day();
         if let Some(cached) = self.current.load().as_ref()
-            && cached.0 == day
+            && cached.day == day
         {
-            return cached.1;
+            return f(cached);
         }
-        let key = SigningKey::derive(secret, &scope_date(now), region, SERVICE);
-        self.current.store(Some(Arc::new((day, key))));
-        key
+        let date = scope_date(now);
+        let fresh = Arc::new(DayKey {
+            day,
+            key: SigningKey::derive(secret, &date, region, SERVICE),
+            credential: credential(access_key_id, &date, region),
+        });
+        self.current.store(Some(Arc::clone(&fresh)));
+        f(&fresh)
     }
 }
 
@@ -118,18 +160,35 @@ mod tests {
             .with_ymd_and_hms(2015, 12, 30, 0, 0, 0)
             .single()
             .unwrap();
-        let k1 = cache.get("secret", d1, "us-east-1");
+        let get = |t| {
+            cache.with("AKID", "secret", t, "us-east-1", |d| {
+                (d.key.clone(), d.credential.clone())
+            })
+        };
+        let (k1, c1) = get(d1);
         assert_eq!(
             k1,
             SigningKey::derive("secret", "20151229", "us-east-1", "s3")
         );
-        assert_eq!(cache.get("secret", d1, "us-east-1"), k1);
-        let k2 = cache.get("secret", d2, "us-east-1");
+        assert_eq!(c1, "AKID/20151229/us-east-1/s3/aws4_request");
+        assert_eq!(get(d1).0, k1);
+        let (k2, c2) = get(d2);
         assert_eq!(
             k2,
             SigningKey::derive("secret", "20151230", "us-east-1", "s3")
         );
+        assert_eq!(c2, "AKID/20151230/us-east-1/s3/aws4_request");
         assert_ne!(k1, k2);
+    }
+
+    #[test]
+    fn the_keyed_state_signs_like_a_fresh_hmac() {
+        let k = SigningKey::derive("secret", "20151229", "us-east-1", "s3");
+        let first = k.sign(b"policy");
+        assert_eq!(first, hex::encode(hmac_sha256(k.as_bytes(), b"policy")));
+        // Signing must not disturb the kept state.
+        assert_eq!(k.sign(b"policy"), first);
+        assert_ne!(k.sign(b"other"), first);
     }
 
     #[test]

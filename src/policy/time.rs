@@ -74,17 +74,22 @@ pub struct Iso8601Millis(pub DateTime<Utc>);
 
 impl fmt::Display for Iso8601Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = parts(self.0);
-        let mut s = String::with_capacity(24);
-        push_date(&mut s, &p, Some('-'));
-        s.push('T');
-        push_time(&mut s, &p, Some(':'));
-        s.push('.');
-        s.push(char::from(b'0' + (p.millis / 100) as u8));
-        push2(&mut s, p.millis % 100);
-        s.push('Z');
-        f.write_str(&s)
+        f.write_str(&iso8601_millis(self.0))
     }
+}
+
+/// `2026-01-01T12:00:00.000Z`
+pub fn iso8601_millis(t: DateTime<Utc>) -> String {
+    let p = parts(t);
+    let mut s = String::with_capacity(24);
+    push_date(&mut s, &p, Some('-'));
+    s.push('T');
+    push_time(&mut s, &p, Some(':'));
+    s.push('.');
+    s.push(char::from(b'0' + (p.millis / 100) as u8));
+    push2(&mut s, p.millis % 100);
+    s.push('Z');
+    s
 }
 
 /// `2026-01-01T12:00:00Z`
