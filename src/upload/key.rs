@@ -125,7 +125,15 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     pub fn new(prefix: &KeyPrefix, id: UploadId, safe_name: &str) -> Self {
-        let key = format!("{prefix}{id}/{safe_name}");
+        // Written directly: this runs on every signature.
+        let prefix = prefix.as_str();
+        let mut uuid = Uuid::encode_buffer();
+        let uuid = id.0.hyphenated().encode_lower(&mut uuid);
+        let mut key = String::with_capacity(prefix.len() + uuid.len() + 1 + safe_name.len());
+        key.push_str(prefix);
+        key.push_str(uuid);
+        key.push('/');
+        key.push_str(safe_name);
         let name_at = key.len() - safe_name.len();
         Self { key, id, name_at }
     }

@@ -20,56 +20,53 @@ pub struct TypeOption {
     pub selected: bool,
 }
 
-/// One field of the image-meta partial: a hidden input, or the type select.
-pub struct MetaField {
-    pub name: Cow<'static, str>,
-    pub value: String,
-    /// The value has no character HTML would escape: the template writes it as it is
-    /// instead of scanning it a second time.
-    pub plain: bool,
-    pub options: Option<Vec<TypeOption>>,
-}
-
 /// What the image-meta partial shows: the signed fields in policy order, and when to sign
 /// again.
 pub struct MetaView {
-    pub fields: Vec<MetaField>,
+    pub fields: Vec<(Cow<'static, str>, String)>,
+    /// The no-JavaScript type select: the index of the field it stands for, and its options.
+    select: Option<(usize, Vec<TypeOption>)>,
     pub resign_at: String,
 }
 
 impl MetaView {
     /// `select`: the allowed types, when the Content-Type is the user's choice (no JS yet).
     pub fn new(signed: SignedUpload, select: Option<&[ImageType]>) -> Self {
-        let fields = signed
-            .fields
-            .into_iter()
-            .map(|(name, value)| {
-                let options = match select {
-                    Some(types) if name.eq_ignore_ascii_case("Content-Type") => Some(
-                        types
-                            .iter()
-                            .map(|t| TypeOption {
-                                mime: t.mime(),
-                                label: t.label(),
-                                selected: t.mime() == value,
-                            })
-                            .collect(),
-                    ),
-                    _ => None,
-                };
-                let plain = !super::needs_html_escape(&value);
-                MetaField {
-                    plain,
-                    name,
-                    value,
-                    options,
-                }
-            })
-            .collect();
+        let select = select.and_then(|types| {
+            let at = signed
+                .fields
+                .iter()
+                .position(|(name, _)| name.eq_ignore_ascii_case("Content-Type"))?;
+            let value = &signed.fields[at].1;
+            let options = types
+                .iter()
+                .map(|t| TypeOption {
+                    mime: t.mime(),
+                    label: t.label(),
+                    selected: t.mime() == value,
+                })
+                .collect();
+            Some((at, options))
+        });
         Self {
-            fields,
+            fields: signed.fields,
+            select,
             resign_at: rfc3339_seconds(signed.resign_at),
         }
+    }
+
+    /// The select's options, when the field at `index` is shown as the type select.
+    pub fn options(&self, index: usize) -> Option<&[TypeOption]> {
+        match &self.select {
+            Some((at, options)) if *at == index => Some(options),
+            _ => None,
+        }
+    }
+
+    /// Whether a value has no character HTML would escape: the template then writes it as it
+    /// is instead of scanning it a second time.
+    pub fn plain(&self, value: &str) -> bool {
+        !super::needs_html_escape(value)
     }
 }
 
