@@ -26,21 +26,21 @@ fn new_id() -> HeaderValue {
         .expect("hex is a valid header value")
 }
 
-/// The path and query, bounded (nothing secret travels in signpost's URLs).
-fn shown_uri(req: &ServiceRequest) -> String {
-    let uri = req.uri();
-    let s = match uri.query() {
-        Some(q) => format!("{}?{q}", uri.path()),
-        None => uri.path().to_owned(),
-    };
-    if s.len() > 300 {
+/// A path for the log, bounded to 300 bytes.
+struct Shown<'a>(&'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        if s.len() <= 300 {
+            return f.write_str(s);
+        }
         let mut end = 300;
         while !s.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}…", &s[..end])
-    } else {
-        s
+        f.write_str(&s[..end])?;
+        f.write_str("…")
     }
 }
 
@@ -52,16 +52,22 @@ pub async fn request_log(
     let id = incoming_id(&req).unwrap_or_else(new_id);
     let id_str = id.to_str().unwrap_or_default().to_owned();
     let method = req.method().clone();
-    let uri = shown_uri(&req);
+    // The path only: query strings carry what users typed and chose (file names), which
+    // have no place in an info-level log. `RUST_LOG=signpost::http=debug` adds them.
+    let uri = req.uri().clone();
     let span = tracing::info_span!("request", request_id = %id_str);
     let mut res = next.call(req).instrument(span).await?;
     res.headers_mut().insert(REQUEST_ID, id);
     let status = res.status().as_u16();
     let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let path = Shown(uri.path());
     if let Some(err) = res.response().error() {
-        tracing::info!(target: "signpost::http", request_id = %id_str, %method, uri = %uri, status, latency_us, error = %err, "request");
+        tracing::info!(target: "signpost::http", request_id = %id_str, %method, %path, status, latency_us, error = %err, "request");
     } else {
-        tracing::info!(target: "signpost::http", request_id = %id_str, %method, uri = %uri, status, latency_us, "request");
+        tracing::info!(target: "signpost::http", request_id = %id_str, %method, %path, status, latency_us, "request");
+    }
+    if let Some(query) = uri.query() {
+        tracing::debug!(target: "signpost::http", request_id = %id_str, query = %Shown(query), "request query");
     }
     Ok(res)
 }
