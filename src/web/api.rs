@@ -3,7 +3,7 @@
 //! `POST /api/uploads/confirm`.
 
 use actix_web::error::JsonPayloadError;
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
@@ -50,10 +50,7 @@ pub fn presign_json(s: &SignedUpload) -> String {
     out.push_str("},\"headers\":{},\"key\":");
     push_json_str(&mut out, &s.key);
     out.push_str(",\"expires_at\":");
-    push_json_str(
-        &mut out,
-        &crate::policy::time::Iso8601Millis(s.expires_at).to_string(),
-    );
+    push_json_str(&mut out, &crate::policy::time::iso8601_millis(s.expires_at));
     out.push('}');
     out
 }
@@ -103,9 +100,11 @@ pub async fn presign(
     let signed = state
         .presigner
         .presign(&valid, Completion::Created, state.clock);
-    let mut resp = HttpResponse::Ok()
-        .content_type("application/json")
-        .body(presign_json(&signed));
+    let mut resp = HttpResponse::Ok().body(presign_json(&signed));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     no_store(&mut resp);
     Ok(resp)
 }
