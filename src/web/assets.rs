@@ -10,9 +10,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::error::Problem;
-
-struct Asset {
+pub struct Asset {
     /// `upload.js`
     name: &'static str,
     /// `upload.3f2a9c1d.js`
@@ -118,23 +116,20 @@ fn accepts_gzip(req: &HttpRequest) -> bool {
         })
 }
 
-/// Every asset's paths: `(path, index, immutable)`, the fingerprinted name (cached for a
+/// Every asset's paths: `(path, asset, immutable)`, the fingerprinted name (cached for a
 /// year) and the plain one (revalidated). Each gets an exact route, matched by comparing
 /// strings: a `/static/{name}` pattern ran a regex for every request that reached it.
-pub fn routes() -> impl Iterator<Item = (String, usize, bool)> {
-    ASSETS.files.iter().enumerate().flat_map(|(i, a)| {
+pub fn routes() -> impl Iterator<Item = (String, &'static Asset, bool)> {
+    ASSETS.files.iter().flat_map(|a| {
         [
-            (format!("/static/{}", a.fingerprinted), i, true),
-            (format!("/static/{}", a.name), i, false),
+            (format!("/static/{}", a.fingerprinted), a, true),
+            (format!("/static/{}", a.name), a, false),
         ]
     })
 }
 
-/// `GET /static/…` for the asset at `index` of [`routes`].
-pub async fn serve(req: HttpRequest, index: usize, immutable: bool) -> HttpResponse {
-    let Some(asset) = ASSETS.files.get(index) else {
-        return super::error::respond_for_path(req.path(), &Problem::not_found());
-    };
+/// `GET /static/…`: one asset, as routed by [`routes`].
+pub async fn serve(req: HttpRequest, asset: &'static Asset, immutable: bool) -> HttpResponse {
     let (encoded, gzip) = if accepts_gzip(&req) {
         (&asset.gzip, true)
     } else {

@@ -224,11 +224,11 @@ fn refuse_others(allow: &'static str) -> actix_web::Route {
 }
 
 fn static_routes(cfg: &mut web::ServiceConfig) {
-    for (path, index, immutable) in assets::routes() {
+    for (path, asset, immutable) in assets::routes() {
         cfg.service(
             web::resource(path)
-                .route(web::get().to(move |req| assets::serve(req, index, immutable)))
-                .route(web::head().to(move |req| assets::serve(req, index, immutable)))
+                .route(web::get().to(move |req| assets::serve(req, asset, immutable)))
+                .route(web::head().to(move |req| assets::serve(req, asset, immutable)))
                 .default_service(refuse_others("GET, HEAD")),
         );
     }
