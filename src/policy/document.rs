@@ -86,11 +86,6 @@ impl Serialize for Condition<'_> {
     }
 }
 
-/// `2026-01-01T12:00:00.000Z`: ISO 8601, UTC, milliseconds, as S3 expects.
-pub fn format_expiration(t: DateTime<Utc>) -> impl std::fmt::Display {
-    super::time::Iso8601Millis(t)
-}
-
 struct Expiration(DateTime<Utc>);
 
 impl Serialize for Expiration {
@@ -209,7 +204,7 @@ mod tests {
     #[test]
     fn expiration_has_milliseconds_and_z() {
         assert_eq!(
-            format_expiration(at(2026, 1, 1, 12, 0, 0)).to_string(),
+            crate::policy::time::iso8601_millis(at(2026, 1, 1, 12, 0, 0)),
             "2026-01-01T12:00:00.000Z"
         );
     }

@@ -10,5 +10,5 @@ pub mod sigv2;
 pub mod sigv4;
 pub mod time;
 
-pub use document::{Condition, PostPolicy, format_expiration};
+pub use document::{Condition, PostPolicy};
 pub use form::{PostForm, SignedForm, Signer, Version, all_fields_covered, is_exempt};

@@ -1,8 +1,6 @@
 //! Timestamp forms used in signatures, written directly (chrono's `format` parses its
 //! pattern on every call, which showed up on the signing path).
 
-use std::fmt;
-
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 struct Parts {
@@ -69,16 +67,8 @@ fn push_time(out: &mut String, p: &Parts, sep: Option<char>) {
     push2(out, p.second);
 }
 
-/// `2026-01-01T12:00:00.000Z`: the policy's `expiration`.
-pub struct Iso8601Millis(pub DateTime<Utc>);
-
-impl fmt::Display for Iso8601Millis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&iso8601_millis(self.0))
-    }
-}
-
-/// `2026-01-01T12:00:00.000Z`
+/// `2026-01-01T12:00:00.000Z`: ISO 8601, UTC, milliseconds, as S3 expects of a policy's
+/// `expiration`.
 pub fn iso8601_millis(t: DateTime<Utc>) -> String {
     let p = parts(t);
     let mut s = String::with_capacity(24);
@@ -140,7 +130,7 @@ mod tests {
                 + chrono::Duration::milliseconds(50),
         ] {
             assert_eq!(
-                Iso8601Millis(t).to_string(),
+                iso8601_millis(t),
                 t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
             );
             assert_eq!(amz_date(t), t.format("%Y%m%dT%H%M%SZ").to_string());
