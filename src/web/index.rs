@@ -75,7 +75,7 @@ impl MetaView {
 struct IndexPage<'a> {
     assets: &'a AssetUrls,
     limits_text: &'a str,
-    accept: String,
+    accept: &'a str,
     max_bytes: u64,
     form_url: &'a str,
     meta: MetaView,
@@ -91,7 +91,7 @@ pub async fn index(req: HttpRequest, state: web::Data<State>) -> Result<HttpResp
     let page = IndexPage {
         assets: urls(),
         limits_text: &state.limits_text,
-        accept: limits.accept(),
+        accept: &state.accept,
         max_bytes: limits.max_bytes,
         form_url: &state.presigner.form_url,
         meta: MetaView::new(signed, select),

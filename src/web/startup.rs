@@ -196,6 +196,7 @@ pub fn state(
         presigner.limits.allowed_labels(),
         human_bytes(presigner.limits.max_bytes)
     );
+    let accept = presigner.limits.accept();
     Ok(State {
         csp: content_security_policy(&backend.target, &settings),
         rate_limiter: settings.sign_rate_per_minute.map(RateLimiter::new),
@@ -205,6 +206,7 @@ pub fn state(
         target: backend.target.clone(),
         clock,
         limits_text,
+        accept,
         settings,
     })
 }

@@ -19,7 +19,10 @@ pub struct State {
     pub target: Arc<StoreTarget>,
     pub clock: Clock,
     pub csp: HeaderValue,
+    /// The page's text and the file input's `accept` for the allowed types and size, built
+    /// once.
     pub limits_text: String,
+    pub accept: String,
     pub rate_limiter: Option<RateLimiter>,
     /// Wakes the notification sweep when an upload is confirmed.
     pub sweep: Option<Arc<Notify>>,
