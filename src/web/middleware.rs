@@ -26,7 +26,7 @@ fn new_id() -> HeaderValue {
         .expect("hex is a valid header value")
 }
 
-/// A path for the log, bounded to 300 bytes.
+/// A path or query for the log, bounded to 300 bytes.
 struct Shown<'a>(&'a str);
 
 impl std::fmt::Display for Shown<'_> {
@@ -53,7 +53,8 @@ pub async fn request_log(
     let id_str = id.to_str().unwrap_or_default().to_owned();
     let method = req.method().clone();
     // The path only: query strings carry what users typed and chose (file names), which
-    // have no place in an info-level log. `RUST_LOG=signpost::http=debug` adds them.
+    // have no place in an info-level log. `RUST_LOG=info,signpost::http=debug` adds them.
+    // (Cloning a `Uri` shares its bytes.)
     let uri = req.uri().clone();
     let span = tracing::info_span!("request", request_id = %id_str);
     let mut res = next.call(req).instrument(span).await?;
