@@ -148,6 +148,22 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// One read with the socket's timeout: `None` when nothing came in time.
+fn read_some(socket: &mut TcpStream, chunk: &mut [u8]) -> io::Result<Option<usize>> {
+    match socket.read(chunk) {
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Read one request head (up to the blank line); returns its method.
 fn read_head(socket: &mut TcpStream, shared: &Shared) -> io::Result<String> {
     socket.set_read_timeout(Some(POLL))?;
@@ -158,15 +174,10 @@ fn read_head(socket: &mut TcpStream, shared: &Shared) -> io::Result<String> {
         if shared.stop.load(Ordering::SeqCst) || Instant::now() > deadline {
             return Err(io::Error::other("stopped"));
         }
-        match socket.read(&mut chunk) {
-            Ok(0) => return Err(io::Error::other("closed")),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e),
+        match read_some(socket, &mut chunk)? {
+            Some(0) => return Err(io::Error::other("closed")),
+            Some(n) => buf.extend_from_slice(&chunk[..n]),
+            None => {}
         }
     }
     let line = String::from_utf8_lossy(&buf);
@@ -205,15 +216,8 @@ fn handle(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
                 if shared.stop.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                match socket.read(&mut chunk) {
-                    Ok(0) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(e) => return Err(e),
+                if read_some(&mut socket, &mut chunk)? == Some(0) {
+                    return Ok(());
                 }
             }
         }
