@@ -49,7 +49,7 @@ fn presigner(version: Version) -> Presigner {
     }
 }
 
-fn form(now: chrono::DateTime<Utc>) -> PostForm {
+fn form(now: chrono::DateTime<Utc>) -> PostForm<'static> {
     let mut f = PostForm::new(now + chrono::Duration::minutes(10));
     f.bucket("signpost")
         .field(

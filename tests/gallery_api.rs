@@ -189,6 +189,45 @@ async fn the_api_signs_uploads_that_land_with_the_signed_metadata() {
     let at: Vec<usize> = order.iter().map(|n| fields_text.find(n).unwrap()).collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{fields_text}");
 
+    // Strings with JSON escapes are decoded (the body is read as bytes and plain strings
+    // borrowed from it; these cannot be), and `+json` types and parameters are JSON too.
+    for ct in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/vnd.signpost+json",
+    ] {
+        let r = app
+            .post_raw(
+                "/api/presign",
+                ct,
+                r#"{"filename":"Caf\u00e9 \"1\".png","content_type":"image\/png","size":3}"#,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{ct}: {}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["fields"]["Content-Type"], "image/png", "{ct}");
+        assert_eq!(
+            v["fields"]["x-amz-meta-filename"],
+            signpost::upload::encode_metadata("Café \"1\".png"),
+            "{ct}"
+        );
+        assert!(
+            v["key"].as_str().unwrap().ends_with("/Cafe-1.png"),
+            "{}",
+            v["key"]
+        );
+    }
+    for ct in ["application/jsonx", "json", "/json", "text/plain; a=json"] {
+        let r = app.post_raw("/api/presign", ct, "{}").await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{ct}: {}",
+            r.body
+        );
+    }
+
     let (key, etag) = app.upload_via_api("Café.png", &png, Some((8, 5))).await;
     let r = app
         .post_json(

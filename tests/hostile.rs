@@ -85,29 +85,28 @@ fn env(f: impl FnOnce(&mut Config)) -> Env {
 /// Store one real PNG with a form signed by the state's presigner.
 fn upload_one(state: &State) -> (String, String) {
     let png = testdata::png(4, 3);
-    let valid = UploadRequest {
+    let request = UploadRequest {
         filename: Some("hostile.png".into()),
         content_type: Some("image/png".into()),
         size: Some(png.len() as u64),
         width: Some(4),
         height: Some(3),
-    }
-    .validate(&state.presigner.limits, true)
-    .unwrap();
+    };
+    let valid = request.validate(&state.presigner.limits, true).unwrap();
     let signed = state
         .presigner
         .presign(&valid, Completion::Created, Clock::System);
     let fields: Vec<(&str, &str)> = signed
         .fields
         .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_str()))
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
         .collect();
     let (ct, body) = form_body(&fields, "hostile.png", "image/png", &png);
     let sys = actix_web::rt::System::new();
     let text = sys.block_on(async {
         let client = common::client();
         let mut r = client
-            .post(signed.url.as_str())
+            .post(signed.url)
             .insert_header(("content-type", ct))
             .send_body(body)
             .await
@@ -119,7 +118,7 @@ fn upload_one(state: &State) -> (String, String) {
         .unwrap()
         .replace("&quot;", "")
         .replace('"', "");
-    (signed.key, etag)
+    (signed.key().to_owned(), etag)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1506,10 +1505,10 @@ fn ask(env: &Env) -> impl Strategy<Value = Ask> {
 }
 
 impl Ask {
-    fn request(&self) -> UploadRequest {
+    fn request(&self) -> UploadRequest<'_> {
         UploadRequest {
-            filename: self.filename.clone(),
-            content_type: self.content_type.clone(),
+            filename: self.filename.as_deref().map(Into::into),
+            content_type: self.content_type.as_deref().map(Into::into),
             size: self.size,
             width: self.width,
             height: self.height,

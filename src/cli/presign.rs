@@ -9,8 +9,8 @@ use crate::web::startup::{Backend, public_url};
 /// The JSON, or a message for the user.
 pub fn presign(settings: &Settings, args: &PresignArgs, clock: Clock) -> Result<String, String> {
     let request = UploadRequest {
-        filename: Some(args.filename.clone()),
-        content_type: Some(args.content_type.clone()),
+        filename: Some(args.filename.as_str().into()),
+        content_type: Some(args.content_type.as_str().into()),
         size: args.size,
         width: args.width,
         height: args.height,

@@ -26,24 +26,26 @@ enum Rule {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Field {
+struct Field<'a> {
     name: Cow<'static, str>,
-    value: String,
+    value: Cow<'a, str>,
     rule: Rule,
 }
 
-/// The fields of an upload form before signing, each with its condition.
+/// The fields of an upload form before signing, each with its condition. Values borrow
+/// where they can (the bucket, the redirect URL, constants): signing allocates only what
+/// is new in each form.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostForm {
+pub struct PostForm<'a> {
     expiration: DateTime<Utc>,
-    bucket: Option<String>,
-    fields: Vec<Field>,
+    bucket: Option<Cow<'a, str>>,
+    fields: Vec<Field<'a>>,
     length: Option<(u64, u64)>,
     /// Index of the first signature field, once the signer has added them.
     signature_start: Option<usize>,
 }
 
-impl PostForm {
+impl<'a> PostForm<'a> {
     pub fn new(expiration: DateTime<Utc>) -> Self {
         Self {
             expiration,
@@ -55,13 +57,13 @@ impl PostForm {
     }
 
     /// `{"bucket": name}`: not a form field (the form's URL names the bucket), but S3 checks it.
-    pub fn bucket(&mut self, name: impl Into<String>) -> &mut Self {
+    pub fn bucket(&mut self, name: impl Into<Cow<'a, str>>) -> &mut Self {
         self.bucket = Some(name.into());
         self
     }
 
     /// A field that must carry exactly this value.
-    pub fn field(&mut self, name: &'static str, value: impl Into<String>) -> &mut Self {
+    pub fn field(&mut self, name: &'static str, value: impl Into<Cow<'a, str>>) -> &mut Self {
         self.fields.push(Field {
             name: Cow::Borrowed(name),
             value: value.into(),
@@ -74,7 +76,7 @@ impl PostForm {
     pub fn field_starting_with(
         &mut self,
         name: &'static str,
-        value: impl Into<String>,
+        value: impl Into<Cow<'a, str>>,
         prefix: impl Into<Cow<'static, str>>,
     ) -> &mut Self {
         self.fields.push(Field {
@@ -100,7 +102,7 @@ impl PostForm {
     fn policy(&self) -> PostPolicy<'_> {
         let mut p = PostPolicy::with_capacity(self.expiration, self.fields.len() + 2);
         if let Some(bucket) = &self.bucket {
-            p.exact("bucket", bucket.as_str());
+            p.exact("bucket", bucket.as_ref());
         }
         // The length range goes right after the upload's own fields, before the signature's.
         let split = self.signature_start.unwrap_or(self.fields.len());
@@ -111,7 +113,7 @@ impl PostForm {
                 p.content_length_range(min, max);
             }
             match &f.rule {
-                Rule::Exact => p.exact(f.name.as_ref(), f.value.as_str()),
+                Rule::Exact => p.exact(f.name.as_ref(), f.value.as_ref()),
                 Rule::StartsWith(prefix) => p.starts_with(f.name.as_ref(), prefix.as_ref()),
             };
         }
@@ -126,19 +128,19 @@ impl PostForm {
 
 /// A signed form: the fields to post, in order, before the `file` field.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedForm {
-    pub fields: Vec<(Cow<'static, str>, String)>,
+pub struct SignedForm<'a> {
+    pub fields: Vec<(Cow<'static, str>, Cow<'a, str>)>,
     pub expiration: DateTime<Utc>,
     /// When the signature was made (`x-amz-date` for SigV4).
     pub signed_at: DateTime<Utc>,
 }
 
-impl SignedForm {
+impl SignedForm<'_> {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// The decoded policy document (for tests and diagnostics).
@@ -175,7 +177,7 @@ impl Signer {
     }
 
     /// Add the signature fields and their conditions, then sign.
-    pub fn sign(&self, mut form: PostForm, now: DateTime<Utc>) -> SignedForm {
+    pub fn sign<'a>(&'a self, mut form: PostForm<'a>, now: DateTime<Utc>) -> SignedForm<'a> {
         let creds = &self.credentials;
         form.signature_start = Some(form.fields.len());
         match self.version {
@@ -186,7 +188,7 @@ impl Signer {
                 &self.region,
                 |day| {
                     form.field("x-amz-algorithm", sigv4::ALGORITHM);
-                    form.field("x-amz-credential", day.credential.as_str());
+                    form.field("x-amz-credential", day.credential.clone());
                     form.field("x-amz-date", sigv4::amz_date(now));
                     if let Some(token) = &creds.session_token {
                         form.field("x-amz-security-token", token.expose());
@@ -212,7 +214,10 @@ impl Signer {
                 let at = signed.fields.len() - 2;
                 signed.fields.insert(
                     at,
-                    (Cow::Borrowed("AWSAccessKeyId"), creds.access_key_id.clone()),
+                    (
+                        Cow::Borrowed("AWSAccessKeyId"),
+                        Cow::Borrowed(creds.access_key_id.as_str()),
+                    ),
                 );
                 signed
             }
@@ -226,10 +231,17 @@ fn encode(policy: &PostPolicy<'_>) -> String {
     base64_simd::STANDARD.encode_to_string(policy.to_json())
 }
 
-fn finish(form: PostForm, now: DateTime<Utc>, tail: [(&'static str, String); 2]) -> SignedForm {
+fn finish<'a>(
+    form: PostForm<'a>,
+    now: DateTime<Utc>,
+    tail: [(&'static str, String); 2],
+) -> SignedForm<'a> {
     let mut fields = Vec::with_capacity(form.fields.len() + 3);
     fields.extend(form.fields.into_iter().map(|f| (f.name, f.value)));
-    fields.extend(tail.into_iter().map(|(n, v)| (Cow::Borrowed(n), v)));
+    fields.extend(
+        tail.into_iter()
+            .map(|(n, v)| (Cow::Borrowed(n), Cow::Owned(v))),
+    );
     SignedForm {
         fields,
         expiration: form.expiration,
@@ -248,8 +260,8 @@ pub fn is_exempt(field: &str) -> bool {
 
 /// Every non-exempt field is covered by a condition of `policy_json`. Used by tests and by
 /// `signpost check`.
-pub fn all_fields_covered(
-    fields: &[(Cow<'static, str>, String)],
+pub fn all_fields_covered<V>(
+    fields: &[(Cow<'static, str>, V)],
     policy_json: &[u8],
 ) -> Result<(), String> {
     let doc: serde_json::Value = serde_json::from_slice(policy_json).map_err(|e| e.to_string())?;

@@ -60,24 +60,28 @@ impl Clock {
 }
 
 /// A signed upload: where to post, the fields in order (the file goes after them), and
-/// when to sign again.
+/// when to sign again. It borrows what the [`Presigner`] holds (the URL, the bucket...).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedUpload {
-    pub url: String,
-    pub key: String,
-    pub fields: Vec<(Cow<'static, str>, String)>,
+pub struct SignedUpload<'a> {
+    pub url: &'a str,
+    pub fields: Vec<(Cow<'static, str>, Cow<'a, str>)>,
     pub expires_at: DateTime<Utc>,
     /// When a page should ask for a fresh signature: a minute (or a quarter of the lifetime)
     /// before the policy expires or the store's clock-skew window closes.
     pub resign_at: DateTime<Utc>,
 }
 
-impl SignedUpload {
+impl SignedUpload<'_> {
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// The object key the form uploads to (its `key` field, which every form carries).
+    pub fn key(&self) -> &str {
+        self.field("key").unwrap_or_default()
     }
 }
 
@@ -97,7 +101,7 @@ pub struct Presigner {
 }
 
 impl Presigner {
-    fn base_form(&self, now: DateTime<Utc>, key: &str) -> PostForm {
+    fn base_form(&self, now: DateTime<Utc>, key: String) -> PostForm<'_> {
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
         let mut form = PostForm::new(now + ttl);
         form.bucket(self.bucket.as_str());
@@ -108,7 +112,7 @@ impl Presigner {
         form
     }
 
-    fn complete(&self, form: &mut PostForm, completion: Completion) {
+    fn complete<'a>(&'a self, form: &mut PostForm<'a>, completion: Completion) {
         match completion {
             Completion::Redirect => {
                 form.field("success_action_redirect", self.redirect_url.as_str())
@@ -117,13 +121,12 @@ impl Presigner {
         };
     }
 
-    fn seal(&self, mut form: PostForm, key: String, now: DateTime<Utc>) -> SignedUpload {
+    fn seal<'a>(&'a self, mut form: PostForm<'a>, now: DateTime<Utc>) -> SignedUpload<'a> {
         form.content_length_range(1, self.limits.max_bytes);
         let expires_at = form.expiration();
         let signed = self.signer.sign(form, now);
         SignedUpload {
-            url: self.form_url.clone(),
-            key,
+            url: &self.form_url,
             fields: signed.fields,
             expires_at,
             resign_at: resign_at(now, expires_at),
@@ -134,10 +137,10 @@ impl Presigner {
     /// `PREFIX + id + "/" + safe name`.
     pub fn presign(
         &self,
-        upload: &ValidUpload,
+        upload: &ValidUpload<'_>,
         completion: Completion,
         clock: Clock,
-    ) -> SignedUpload {
+    ) -> SignedUpload<'_> {
         let now = clock.now();
         let id = clock.upload_id(now, || {
             format!(
@@ -150,32 +153,29 @@ impl Presigner {
 
     pub fn presign_with(
         &self,
-        upload: &ValidUpload,
+        upload: &ValidUpload<'_>,
         completion: Completion,
         now: DateTime<Utc>,
         id: UploadId,
-    ) -> SignedUpload {
-        let name = safe_file_name(&upload.original_name, upload.image_type);
+    ) -> SignedUpload<'_> {
+        let name = safe_file_name(upload.original_name, upload.image_type);
         let key = ObjectKey::new(&self.prefix, id, &name).into_string();
-        let mut form = self.base_form(now, &key);
+        let mut form = self.base_form(now, key);
         form.field("Content-Type", upload.image_type.mime());
         self.complete(&mut form, completion);
-        form.field(
-            "x-amz-meta-filename",
-            encode_metadata(&upload.original_name),
-        );
+        form.field("x-amz-meta-filename", encode_metadata(upload.original_name));
         if let Some((w, h)) = upload.dimensions {
             form.field("x-amz-meta-width", w.to_string());
             form.field("x-amz-meta-height", h.to_string());
         }
-        self.seal(form, key, now)
+        self.seal(form, now)
     }
 
     /// The form of the first render, before any file is chosen: it must upload without
     /// JavaScript, so the type comes from a `<select>` and the policy admits the allowed
     /// types' common prefix. The confirmation step checks the bytes against the stored type
     /// and deletes anything that is not a real image of it (SVG included).
-    pub fn initial(&self, clock: Clock) -> SignedUpload {
+    pub fn initial(&self, clock: Clock) -> SignedUpload<'_> {
         let now = clock.now();
         let id = clock.upload_id(now, || "initial");
         let default = self
@@ -193,7 +193,7 @@ impl Presigner {
             "upload".to_owned()
         };
         let key = ObjectKey::new(&self.prefix, id, &name).into_string();
-        let mut form = self.base_form(now, &key);
+        let mut form = self.base_form(now, key);
         if single {
             form.field("Content-Type", default.mime());
         } else {
@@ -210,7 +210,7 @@ impl Presigner {
             form.field("Content-Disposition", "attachment");
         }
         self.complete(&mut form, Completion::Redirect);
-        self.seal(form, key, now)
+        self.seal(form, now)
     }
 }
 
@@ -296,7 +296,7 @@ mod tests {
         let p = presigner(Version::V4);
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap();
         let upload = ValidUpload {
-            original_name: "cat.png".into(),
+            original_name: "cat.png",
             image_type: ImageType::Png,
             size: Some(10),
             dimensions: None,
@@ -304,14 +304,14 @@ mod tests {
         let a = p.presign(&upload, Completion::Created, Clock::Fixed(t));
         let b = p.presign(&upload, Completion::Created, Clock::Fixed(t));
         assert_eq!(a, b);
-        assert!(a.key.starts_with("uploads/") && a.key.ends_with("/cat.png"));
+        assert!(a.key().starts_with("uploads/") && a.key().ends_with("/cat.png"));
     }
 
     #[test]
     fn the_initial_form_uploads_without_a_file_name() {
         let p = presigner(Version::V2);
         let f = p.initial(Clock::System);
-        assert!(f.key.ends_with("/upload"));
+        assert!(f.key().ends_with("/upload"));
         assert_eq!(f.field("Content-Type"), Some("image/jpeg"));
         assert_eq!(f.field("Content-Disposition"), Some("attachment"));
         assert!(f.field("Signature").is_some());

@@ -2,6 +2,8 @@
 //! One function serves the image-meta fragment, the JSON API and the CLI, so they refuse the
 //! same things with the same codes.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::ImageType;
@@ -64,12 +66,15 @@ fn format_unit(n: u64, unit: u64, name: &str) -> String {
     }
 }
 
-/// What a client asks to upload, as it arrives (query string, JSON or CLI flags).
+/// What a client asks to upload, as it arrives (query string, JSON or CLI flags). The
+/// strings borrow from the request where they need no decoding.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UploadRequest {
-    pub filename: Option<String>,
-    pub content_type: Option<String>,
+pub struct UploadRequest<'a> {
+    #[serde(borrow)]
+    pub filename: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub content_type: Option<Cow<'a, str>>,
     pub size: Option<u64>,
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -77,9 +82,10 @@ pub struct UploadRequest {
 
 /// A request that passed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidUpload {
-    /// The name as the user's machine gave it (control characters refused).
-    pub original_name: String,
+pub struct ValidUpload<'a> {
+    /// The name as the user's machine gave it (control characters refused), borrowed from
+    /// the request.
+    pub original_name: &'a str,
     pub image_type: ImageType,
     pub size: Option<u64>,
     pub dimensions: Option<(u32, u32)>,
@@ -128,14 +134,14 @@ impl ValidationError {
     }
 }
 
-impl UploadRequest {
+impl UploadRequest<'_> {
     /// Validate against `limits`. `require_size`: the page and the API always know the size;
     /// the CLI may not (the policy's length range still bounds the upload).
     pub fn validate(
         &self,
         limits: &Limits,
         require_size: bool,
-    ) -> Result<ValidUpload, ValidationError> {
+    ) -> Result<ValidUpload<'_>, ValidationError> {
         let name = self.filename.as_deref().map(str::trim).unwrap_or_default();
         if name.is_empty() {
             return Err(ValidationError::FilenameMissing);
@@ -187,7 +193,7 @@ impl UploadRequest {
         };
 
         Ok(ValidUpload {
-            original_name: name.to_owned(),
+            original_name: name,
             image_type,
             size: self.size,
             dimensions,
@@ -216,7 +222,7 @@ mod tests {
         }
     }
 
-    fn req(name: &str, ty: &str, size: u64) -> UploadRequest {
+    fn req<'a>(name: &'a str, ty: &'a str, size: u64) -> UploadRequest<'a> {
         UploadRequest {
             filename: Some(name.into()),
             content_type: Some(ty.into()),
@@ -227,9 +233,8 @@ mod tests {
 
     #[test]
     fn accepts_a_plain_image() {
-        let ok = req("cat.png", "image/png", 10)
-            .validate(&limits(), true)
-            .unwrap();
+        let (r, l) = (req("cat.png", "image/png", 10), limits());
+        let ok = r.validate(&l, true).unwrap();
         assert_eq!(ok.image_type, ImageType::Png);
     }
 

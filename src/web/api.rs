@@ -37,7 +37,7 @@ fn push_json_str(out: &mut String, value: &str) {
 pub fn presign_json(s: &SignedUpload) -> String {
     let mut out = String::with_capacity(2048);
     out.push_str("{\"method\":\"POST\",\"url\":");
-    push_json_str(&mut out, &s.url);
+    push_json_str(&mut out, s.url);
     out.push_str(",\"fields\":{");
     for (i, (name, value)) in s.fields.iter().enumerate() {
         if i > 0 {
@@ -48,39 +48,97 @@ pub fn presign_json(s: &SignedUpload) -> String {
         push_json_str(&mut out, value);
     }
     out.push_str("},\"headers\":{},\"key\":");
-    push_json_str(&mut out, &s.key);
+    push_json_str(&mut out, s.key());
     out.push_str(",\"expires_at\":");
     push_json_str(&mut out, &crate::policy::time::iso8601_millis(s.expires_at));
     out.push('}');
     out
 }
 
+fn body_too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("The request body is larger than {MAX_JSON_BYTES} bytes."),
+    )
+}
+
+fn not_json() -> Problem {
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "Send the request as JSON, with Content-Type: application/json.",
+    )
+}
+
+fn json_invalid(e: &serde_json::Error) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "json_invalid",
+        format!(
+            "The request body is not the JSON this endpoint takes: {}",
+            bounded(&e.to_string())
+        ),
+    )
+}
+
+fn body_unreadable() -> Problem {
+    Problem::bad_request("body_unreadable", "The request body could not be read.")
+}
+
 /// Map actix's JSON extractor errors to the API's codes.
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let problem = match &err {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("The request body is larger than {MAX_JSON_BYTES} bytes."),
-            )
+            body_too_large()
         }
-        JsonPayloadError::ContentType => Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send the request as JSON, with Content-Type: application/json.",
-        ),
-        JsonPayloadError::Deserialize(e) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "json_invalid",
-            format!(
-                "The request body is not the JSON this endpoint takes: {}",
-                bounded(&e.to_string())
-            ),
-        ),
-        _ => Problem::bad_request("body_unreadable", "The request body could not be read."),
+        JsonPayloadError::ContentType => not_json(),
+        JsonPayloadError::Deserialize(e) => json_invalid(e),
+        _ => body_unreadable(),
     };
     ApiError::new(problem).into()
+}
+
+/// Whether a Content-Type is JSON as actix's `Json` extractor reads it: subtype `json` or
+/// suffix `+json`, any parameters.
+fn is_json(content_type: &[u8]) -> bool {
+    let essence = content_type
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let Some(slash) = essence.iter().position(|&b| b == b'/') else {
+        return false;
+    };
+    let subtype = &essence[slash + 1..];
+    let suffix = subtype.len().checked_sub(5).map(|at| &subtype[at..]);
+    slash > 0
+        && (subtype.eq_ignore_ascii_case(b"json")
+            || suffix.is_some_and(|s| s.eq_ignore_ascii_case(b"+json")))
+}
+
+/// A JSON body as bytes, with the `Json` extractor's checks and codes (see
+/// [`json_error`]): read this way, the request's strings can borrow from it.
+async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, Problem> {
+    let headers = req.headers();
+    if !headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| is_json(v.as_bytes()))
+    {
+        return Err(not_json());
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_JSON_BYTES as u64) {
+        return Err(body_too_large());
+    }
+    match payload.to_bytes_limited(MAX_JSON_BYTES).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(body_unreadable()),
+        Err(_) => Err(body_too_large()),
+    }
 }
 
 fn bounded(s: &str) -> String {
@@ -91,10 +149,12 @@ fn bounded(s: &str) -> String {
 pub async fn presign(
     req: HttpRequest,
     state: web::Data<State>,
-    body: web::Json<UploadRequest>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     check_rate(&state, &req)?;
-    let valid = body
+    let body = json_body(&req, payload).await?;
+    let request: UploadRequest<'_> = serde_json::from_slice(&body).map_err(|e| json_invalid(&e))?;
+    let valid = request
         .validate(&state.presigner.limits, true)
         .map_err(ApiError::validation)?;
     let signed = state

@@ -2,6 +2,8 @@
 //! image-meta partial, freshly signed for the file the user chose. htmx-style: the same
 //! answer with or without `HX-Request`.
 
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -14,19 +16,19 @@ use crate::upload::{Completion, UploadRequest, ValidationError};
 
 #[derive(Template)]
 #[template(path = "partials/image_meta.html")]
-pub struct ImageMetaFragment {
-    pub meta: MetaView,
+pub struct ImageMetaFragment<'a> {
+    pub meta: MetaView<'a>,
 }
 
 fn dimensions_problem() -> Problem {
     ValidationError::DimensionsInvalid.into()
 }
 
-/// Read the upload request from the query string.
-pub fn upload_request(q: &Query) -> Result<UploadRequest, Problem> {
+/// Read the upload request from the query string (borrowing its values).
+pub fn upload_request<'q>(q: &'q Query<'_>) -> Result<UploadRequest<'q>, Problem> {
     Ok(UploadRequest {
-        filename: q.get("filename").map(str::to_owned),
-        content_type: q.get("content_type").map(str::to_owned),
+        filename: q.get("filename").map(Cow::Borrowed),
+        content_type: q.get("content_type").map(Cow::Borrowed),
         size: q.number("size", || {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -51,7 +53,8 @@ pub async fn image_meta(
         p.status = StatusCode::UNPROCESSABLE_ENTITY;
         p
     })?;
-    let valid = upload_request(&query)?.validate(&state.presigner.limits, true)?;
+    let request = upload_request(&query)?;
+    let valid = request.validate(&state.presigner.limits, true)?;
     let signed = state
         .presigner
         .presign(&valid, Completion::Redirect, state.clock);

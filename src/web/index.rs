@@ -22,16 +22,16 @@ pub struct TypeOption {
 
 /// What the image-meta partial shows: the signed fields in policy order, and when to sign
 /// again.
-pub struct MetaView {
-    pub fields: Vec<(Cow<'static, str>, String)>,
+pub struct MetaView<'a> {
+    pub fields: Vec<(Cow<'static, str>, Cow<'a, str>)>,
     /// The no-JavaScript type select: the index of the field it stands for, and its options.
     select: Option<(usize, Vec<TypeOption>)>,
     pub resign_at: String,
 }
 
-impl MetaView {
+impl<'a> MetaView<'a> {
     /// `select`: the allowed types, when the Content-Type is the user's choice (no JS yet).
-    pub fn new(signed: SignedUpload, select: Option<&[ImageType]>) -> Self {
+    pub fn new(signed: SignedUpload<'a>, select: Option<&[ImageType]>) -> Self {
         let select = select.and_then(|types| {
             let at = signed
                 .fields
@@ -78,7 +78,7 @@ struct IndexPage<'a> {
     accept: &'a str,
     max_bytes: u64,
     form_url: &'a str,
-    meta: MetaView,
+    meta: MetaView<'a>,
 }
 
 #[tracing::instrument(level = "debug", name = "index", skip_all)]

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::percent_decode;
 
 use super::error::Problem;
 
@@ -16,15 +16,20 @@ pub struct Query<'a> {
     pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
+/// `+` is a space, then percent-decoding; one allocation, and only when something changes.
 fn decode(s: &str) -> Option<Cow<'_, str>> {
-    if !s.contains(['+', '%']) {
+    if !s.bytes().any(|b| b == b'+' || b == b'%') {
         return Some(Cow::Borrowed(s));
     }
-    let plus = s.replace('+', " ");
-    percent_decode_str(&plus)
-        .decode_utf8()
-        .ok()
-        .map(|d| Cow::Owned(d.into_owned()))
+    // `+` is not a hex digit, so decoding between the `+`s is decoding the whole.
+    let mut decoded = Vec::with_capacity(s.len());
+    for (i, part) in s.split('+').enumerate() {
+        if i > 0 {
+            decoded.push(b' ');
+        }
+        decoded.extend(percent_decode(part.as_bytes()));
+    }
+    String::from_utf8(decoded).ok().map(Cow::Owned)
 }
 
 impl<'a> Query<'a> {
