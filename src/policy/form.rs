@@ -249,6 +249,13 @@ fn finish<'a>(
     }
 }
 
+/// The fields the signer writes itself, as these exact names: the policy (base64) and the
+/// signature (hex for SigV4, base64 for SigV2). Their values hold no character that HTML or
+/// JSON escapes, so a renderer need not scan them (a policy is most of a form's bytes).
+pub fn is_signature_field(name: &str) -> bool {
+    matches!(name, "policy" | "x-amz-signature" | "Policy" | "Signature")
+}
+
 /// The fields S3 does not require a condition for.
 pub fn is_exempt(field: &str) -> bool {
     let f = field.to_ascii_lowercase();
@@ -284,4 +291,52 @@ pub fn all_fields_covered<V>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::secret::{Credentials, Secret};
+
+    /// Renderers skip escaping the signature fields: hold them to base64 and hex, whatever
+    /// the other values hold.
+    #[test]
+    fn the_signature_fields_are_the_signers_and_need_no_escaping() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        for version in [Version::V4, Version::V2] {
+            let signer = Signer::new(
+                version,
+                Credentials {
+                    access_key_id: "AKID<&\"'>".into(),
+                    secret_access_key: Secret::new("secret"),
+                    session_token: Some(Secret::new("token<&\"'>\\")),
+                },
+                "us-east-1",
+            );
+            let mut form = PostForm::new(now + chrono::Duration::minutes(10));
+            form.bucket("b<>")
+                .field("key", "k\"<&'>\\")
+                .field("x-amz-meta-policy", "<script>");
+            let signed = signer.sign(form, now);
+            let signature: Vec<&str> = signed
+                .fields
+                .iter()
+                .filter(|(n, _)| is_signature_field(n))
+                .map(|(n, _)| n.as_ref())
+                .collect();
+            assert_eq!(signature.len(), 2, "{version:?}: {signature:?}");
+            for (name, value) in &signed.fields {
+                if is_signature_field(name) {
+                    assert!(
+                        value
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+                        "{name}: {value}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -224,13 +224,29 @@ fn fold(c: char) -> Option<&'static str> {
 /// accents folded, anything outside `[A-Za-z0-9._-]` turned into `-`, no leading dot, at
 /// most [`MAX_SAFE_NAME`] characters, and an extension that matches the image type.
 pub fn safe_file_name(original: &str, image_type: ImageType) -> String {
-    let base = original.rsplit(['/', '\\']).next().unwrap_or_default();
-    let (stem, ext) = match base.rsplit_once('.') {
-        Some((s, e)) if !s.is_empty() => (s, Some(e)),
+    // Byte searches: `/`, `\\` and `.` are ASCII, so the cuts fall on character boundaries.
+    let base = match original
+        .bytes()
+        .rposition(|b| b == b'/' || b == b'\\')
+    {
+        Some(i) => &original[i + 1..],
+        None => original,
+    };
+    let (stem, ext) = match base.bytes().rposition(|b| b == b'.') {
+        Some(i) if i > 0 => (&base[..i], Some(&base[i + 1..])),
         _ => (base, None),
     };
+    let ext = ext
+        .and_then(|e| {
+            image_type
+                .extensions()
+                .iter()
+                .find(|known| known.eq_ignore_ascii_case(e))
+        })
+        .unwrap_or(&image_type.extensions()[0]);
 
-    let mut out = String::with_capacity(stem.len().min(MAX_SAFE_NAME) + 8);
+    // One buffer: the cleaned stem, trimmed in place, then the extension.
+    let mut out = String::with_capacity(stem.len().min(MAX_SAFE_NAME) + 1 + ext.len());
     for c in stem.chars() {
         if c == '.' {
             // A dot inside the stem is kept, but never two in a row (no `..`).
@@ -246,26 +262,19 @@ pub fn safe_file_name(original: &str, image_type: ImageType) -> String {
         }
     }
     // Everything is ASCII now: byte offsets are character offsets.
-    let ext = ext
-        .and_then(|e| {
-            image_type
-                .extensions()
-                .iter()
-                .find(|known| known.eq_ignore_ascii_case(e))
-        })
-        .unwrap_or(&image_type.extensions()[0]);
+    let trim = |c: char| matches!(c, '-' | '.' | '_');
+    let start = out.len() - out.trim_start_matches(trim).len();
     let max_stem = MAX_SAFE_NAME - 1 - ext.len();
-    let mut stem = out.trim_matches(|c| matches!(c, '-' | '.' | '_'));
-    stem = &stem[..stem.len().min(max_stem)];
-    stem = stem.trim_end_matches(['-', '.', '_']);
-    if stem.is_empty() {
-        stem = "image";
+    let end = start + (out.len() - start).min(max_stem);
+    let end = start + out[start..end].trim_end_matches(trim).len();
+    out.truncate(end);
+    out.drain(..start);
+    if out.is_empty() {
+        out.push_str("image");
     }
-    let mut name = String::with_capacity(stem.len() + 1 + ext.len());
-    name.push_str(stem);
-    name.push('.');
-    name.push_str(ext);
-    name
+    out.push('.');
+    out.push_str(ext);
+    out
 }
 
 /// Encode a user-supplied value for an `x-amz-meta-*` field: S3 metadata travels in HTTP
@@ -367,6 +376,13 @@ mod tests {
         assert_eq!(safe_file_name("a -- b__c.PNG", png), "a-b__c.png");
         let long = "x".repeat(500);
         assert_eq!(safe_file_name(&long, png).len(), MAX_SAFE_NAME);
+        assert_eq!(safe_file_name("--._x_.png", png), "x.png");
+        // A cut that lands just after a separator drops it too.
+        let stem = "a".repeat(MAX_SAFE_NAME - 5);
+        assert_eq!(
+            safe_file_name(&format!("{stem} bbb.png"), png),
+            format!("{stem}.png")
+        );
     }
 
     #[test]
