@@ -99,7 +99,7 @@ fn upload_one(state: &State) -> (String, String) {
     let fields: Vec<(&str, &str)> = signed
         .fields
         .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .map(|(k, v)| (*k, v.as_ref()))
         .collect();
     let (ct, body) = form_body(&fields, "hostile.png", "image/png", &png);
     let sys = actix_web::rt::System::new();

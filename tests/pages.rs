@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::borrow::Cow;
-
 use awc::http::StatusCode;
 use common::*;
 use signpost::testdata;
@@ -89,12 +87,12 @@ async fn the_page_has_the_contract_ids_and_a_covered_form() {
     assert!(!after_file.contains("name=\""), "no field after the file");
     let (_, fields) = page_form(html);
     assert!(fields.len() >= 8, "{fields:?}");
-    let cow: Vec<(Cow<'static, str>, String)> = fields
+    let named: Vec<(&str, &str)> = fields
         .iter()
-        .map(|(k, v)| (Cow::Owned(k.clone()), v.clone()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let policy = serde_json::to_vec(&policy_of(&fields)).unwrap();
-    signpost::policy::all_fields_covered(&cow, &policy).unwrap();
+    signpost::policy::all_fields_covered(&named, &policy).unwrap();
     // The limits shown come from the settings that sign.
     assert!(html.contains("JPEG, PNG, GIF, WebP or AVIF, up to 10 MiB"));
     assert!(

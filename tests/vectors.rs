@@ -206,7 +206,7 @@ proptest! {
         prop_assert_eq!(conditions.len(), if v4 { 8 } else { 5 });
         prop_assert_eq!(conditions[1]["key"].as_str(), Some(key.as_str()));
         prop_assert_eq!(conditions[2]["x-amz-meta-filename"].as_str(), Some(name.as_str()));
-        let fields: Vec<(Cow<'static, str>, Cow<'_, str>)> = signed.fields.clone();
+        let fields: Vec<(&str, Cow<'_, str>)> = signed.fields.clone();
         prop_assert!(all_fields_covered(&fields, &json).is_ok());
     }
 }

@@ -504,7 +504,7 @@ impl<'a> Ctx<'a> {
         let fields: Vec<(&str, &str)> = signed
             .fields
             .iter()
-            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .map(|(k, v)| (*k, v.as_ref()))
             .collect();
         let (content_type, body) = form_body(
             &fields,

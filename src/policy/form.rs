@@ -27,7 +27,7 @@ enum Rule {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Field<'a> {
-    name: Cow<'static, str>,
+    name: &'static str,
     value: Cow<'a, str>,
     rule: Rule,
 }
@@ -65,7 +65,7 @@ impl<'a> PostForm<'a> {
     /// A field that must carry exactly this value.
     pub fn field(&mut self, name: &'static str, value: impl Into<Cow<'a, str>>) -> &mut Self {
         self.fields.push(Field {
-            name: Cow::Borrowed(name),
+            name,
             value: value.into(),
             rule: Rule::Exact,
         });
@@ -80,7 +80,7 @@ impl<'a> PostForm<'a> {
         prefix: impl Into<Cow<'static, str>>,
     ) -> &mut Self {
         self.fields.push(Field {
-            name: Cow::Borrowed(name),
+            name,
             value: value.into(),
             rule: Rule::StartsWith(prefix.into()),
         });
@@ -113,8 +113,8 @@ impl<'a> PostForm<'a> {
                 p.content_length_range(min, max);
             }
             match &f.rule {
-                Rule::Exact => p.exact(f.name.as_ref(), f.value.as_ref()),
-                Rule::StartsWith(prefix) => p.starts_with(f.name.as_ref(), prefix.as_ref()),
+                Rule::Exact => p.exact(f.name, f.value.as_ref()),
+                Rule::StartsWith(prefix) => p.starts_with(f.name, prefix.as_ref()),
             };
         }
         if split >= self.fields.len()
@@ -126,10 +126,11 @@ impl<'a> PostForm<'a> {
     }
 }
 
-/// A signed form: the fields to post, in order, before the `file` field.
+/// A signed form: the fields to post, in order, before the `file` field. Names are the
+/// signing code's own literals, so they never need escaping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedForm<'a> {
-    pub fields: Vec<(Cow<'static, str>, Cow<'a, str>)>,
+    pub fields: Vec<(&'static str, Cow<'a, str>)>,
     pub expiration: DateTime<Utc>,
     /// When the signature was made (`x-amz-date` for SigV4).
     pub signed_at: DateTime<Utc>,
@@ -215,7 +216,7 @@ impl Signer {
                 signed.fields.insert(
                     at,
                     (
-                        Cow::Borrowed("AWSAccessKeyId"),
+                        "AWSAccessKeyId",
                         Cow::Borrowed(creds.access_key_id.as_str()),
                     ),
                 );
@@ -238,10 +239,7 @@ fn finish<'a>(
 ) -> SignedForm<'a> {
     let mut fields = Vec::with_capacity(form.fields.len() + 3);
     fields.extend(form.fields.into_iter().map(|f| (f.name, f.value)));
-    fields.extend(
-        tail.into_iter()
-            .map(|(n, v)| (Cow::Borrowed(n), Cow::Owned(v))),
-    );
+    fields.extend(tail.into_iter().map(|(n, v)| (n, Cow::Owned(v))));
     SignedForm {
         fields,
         expiration: form.expiration,
@@ -267,10 +265,7 @@ pub fn is_exempt(field: &str) -> bool {
 
 /// Every non-exempt field is covered by a condition of `policy_json`. Used by tests and by
 /// `signpost check`.
-pub fn all_fields_covered<V>(
-    fields: &[(Cow<'static, str>, V)],
-    policy_json: &[u8],
-) -> Result<(), String> {
+pub fn all_fields_covered<V>(fields: &[(&str, V)], policy_json: &[u8]) -> Result<(), String> {
     let doc: serde_json::Value = serde_json::from_slice(policy_json).map_err(|e| e.to_string())?;
     let conditions = doc["conditions"].as_array().ok_or("no conditions")?;
     let names: Vec<String> = conditions
@@ -300,8 +295,13 @@ mod tests {
     use super::*;
     use crate::secret::{Credentials, Secret};
 
-    /// Renderers skip escaping the signature fields: hold them to base64 and hex, whatever
-    /// the other values hold.
+    fn plain_name(name: &str) -> bool {
+        name.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+
+    /// Renderers skip escaping the signature fields and all names: hold the signature to
+    /// base64 and hex whatever the other values hold, and the names to `[A-Za-z0-9_-]`.
     #[test]
     fn the_signature_fields_are_the_signers_and_need_no_escaping() {
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
@@ -328,6 +328,8 @@ mod tests {
                 .collect();
             assert_eq!(signature.len(), 2, "{version:?}: {signature:?}");
             for (name, value) in &signed.fields {
+                // Names are written unescaped too.
+                assert!(plain_name(name), "{name}");
                 if is_signature_field(name) {
                     assert!(
                         value

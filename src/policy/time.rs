@@ -26,90 +26,77 @@ fn parts(t: DateTime<Utc>) -> Parts {
     }
 }
 
-fn push2(out: &mut String, n: u32) {
-    out.push(char::from(b'0' + (n / 10 % 10) as u8));
-    out.push(char::from(b'0' + (n % 10) as u8));
+/// `n % 100` as two ASCII digits.
+fn two(n: u32) -> [u8; 2] {
+    [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]
 }
 
-fn push_year(out: &mut String, year: i32) {
-    if (0..=9999).contains(&year) {
-        let y = year.unsigned_abs();
-        push2(out, y / 100);
-        push2(out, y % 100);
-    } else {
-        // Outside what S3 dates can be; keep the text faithful anyway.
-        out.push_str(&format!("{year:04}"));
+/// The year's four digits; `None` outside 0..=9999, which S3 dates never are.
+fn year4(year: i32) -> Option<[u8; 4]> {
+    let y = u32::try_from(year).ok().filter(|y| *y <= 9999)?;
+    let ([a, b], [c, d]) = (two(y / 100), two(y % 100));
+    Some([a, b, c, d])
+}
+
+/// One stamp from ASCII pieces, in one allocation; a year outside 0..=9999 is written as
+/// chrono would (`format` is slow, but such dates never reach a signature).
+fn stamp(t: DateTime<Utc>, pattern: &str, build: impl FnOnce([u8; 4], &Parts) -> String) -> String {
+    let p = parts(t);
+    match year4(p.year) {
+        Some(year) => build(year, &p),
+        None => t.format(pattern).to_string(),
     }
 }
 
-/// `YYYY?MM?DD` with `sep` between the parts (none when `None`).
-fn push_date(out: &mut String, p: &Parts, sep: Option<char>) {
-    push_year(out, p.year);
-    if let Some(c) = sep {
-        out.push(c);
-    }
-    push2(out, p.month);
-    if let Some(c) = sep {
-        out.push(c);
-    }
-    push2(out, p.day);
-}
-
-fn push_time(out: &mut String, p: &Parts, sep: Option<char>) {
-    push2(out, p.hour);
-    if let Some(c) = sep {
-        out.push(c);
-    }
-    push2(out, p.minute);
-    if let Some(c) = sep {
-        out.push(c);
-    }
-    push2(out, p.second);
+fn ascii(bytes: &[u8]) -> String {
+    // Digits and separators only: always ASCII.
+    String::from_utf8(bytes.to_vec()).expect("timestamps are ASCII")
 }
 
 /// `2026-01-01T12:00:00.000Z`: ISO 8601, UTC, milliseconds, as S3 expects of a policy's
 /// `expiration`.
 pub fn iso8601_millis(t: DateTime<Utc>) -> String {
-    let p = parts(t);
-    let mut s = String::with_capacity(24);
-    push_date(&mut s, &p, Some('-'));
-    s.push('T');
-    push_time(&mut s, &p, Some(':'));
-    s.push('.');
-    s.push(char::from(b'0' + (p.millis / 100) as u8));
-    push2(&mut s, p.millis % 100);
-    s.push('Z');
-    s
+    stamp(t, "%Y-%m-%dT%H:%M:%S%.3fZ", |[y0, y1, y2, y3], p| {
+        let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
+        let ([h0, h1], [mi0, mi1], [s0, s1]) = (two(p.hour), two(p.minute), two(p.second));
+        let [ms1, ms2] = two(p.millis);
+        let ms0 = b'0' + (p.millis / 100) as u8;
+        ascii(&[
+            y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0,
+            s1, b'.', ms0, ms1, ms2, b'Z',
+        ])
+    })
 }
 
 /// `2026-01-01T12:00:00Z`
 pub fn rfc3339_seconds(t: DateTime<Utc>) -> String {
-    let p = parts(t);
-    let mut s = String::with_capacity(20);
-    push_date(&mut s, &p, Some('-'));
-    s.push('T');
-    push_time(&mut s, &p, Some(':'));
-    s.push('Z');
-    s
+    stamp(t, "%Y-%m-%dT%H:%M:%SZ", |[y0, y1, y2, y3], p| {
+        let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
+        let ([h0, h1], [mi0, mi1], [s0, s1]) = (two(p.hour), two(p.minute), two(p.second));
+        ascii(&[
+            y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0,
+            s1, b'Z',
+        ])
+    })
 }
 
 /// `20260101T120000Z`: `x-amz-date`.
 pub fn amz_date(t: DateTime<Utc>) -> String {
-    let p = parts(t);
-    let mut s = String::with_capacity(16);
-    push_date(&mut s, &p, None);
-    s.push('T');
-    push_time(&mut s, &p, None);
-    s.push('Z');
-    s
+    stamp(t, "%Y%m%dT%H%M%SZ", |[y0, y1, y2, y3], p| {
+        let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
+        let ([h0, h1], [mi0, mi1], [s0, s1]) = (two(p.hour), two(p.minute), two(p.second));
+        ascii(&[
+            y0, y1, y2, y3, mo0, mo1, d0, d1, b'T', h0, h1, mi0, mi1, s0, s1, b'Z',
+        ])
+    })
 }
 
 /// `20260101`: the credential scope's date.
 pub fn scope_date(t: DateTime<Utc>) -> String {
-    let p = parts(t);
-    let mut s = String::with_capacity(8);
-    push_date(&mut s, &p, None);
-    s
+    stamp(t, "%Y%m%d", |[y0, y1, y2, y3], p| {
+        let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
+        ascii(&[y0, y1, y2, y3, mo0, mo1, d0, d1])
+    })
 }
 
 #[cfg(test)]
@@ -128,6 +115,11 @@ mod tests {
                 + chrono::Duration::milliseconds(999),
             Utc.with_ymd_and_hms(2030, 10, 31, 9, 8, 7).unwrap()
                 + chrono::Duration::milliseconds(50),
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            // Outside four digits: chrono's own text.
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
         ] {
             assert_eq!(
                 iso8601_millis(t),
@@ -139,6 +131,17 @@ mod tests {
                 rfc3339_seconds(t),
                 t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_instant_matches_chrono(secs in -62_167_219_200i64..253_402_300_800, ms in 0u32..1000) {
+            let t = DateTime::from_timestamp(secs, ms * 1_000_000).unwrap();
+            proptest::prop_assert_eq!(iso8601_millis(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            proptest::prop_assert_eq!(amz_date(t), t.format("%Y%m%dT%H%M%SZ").to_string());
+            proptest::prop_assert_eq!(scope_date(t), t.format("%Y%m%d").to_string());
+            proptest::prop_assert_eq!(rfc3339_seconds(t), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
         }
     }
 }

@@ -225,10 +225,7 @@ fn fold(c: char) -> Option<&'static str> {
 /// most [`MAX_SAFE_NAME`] characters, and an extension that matches the image type.
 pub fn safe_file_name(original: &str, image_type: ImageType) -> String {
     // Byte searches: `/`, `\\` and `.` are ASCII, so the cuts fall on character boundaries.
-    let base = match original
-        .bytes()
-        .rposition(|b| b == b'/' || b == b'\\')
-    {
+    let base = match original.bytes().rposition(|b| b == b'/' || b == b'\\') {
         Some(i) => &original[i + 1..],
         None => original,
     };

@@ -64,7 +64,7 @@ impl Clock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedUpload<'a> {
     pub url: &'a str,
-    pub fields: Vec<(Cow<'static, str>, Cow<'a, str>)>,
+    pub fields: Vec<(&'static str, Cow<'a, str>)>,
     pub expires_at: DateTime<Utc>,
     /// When a page should ask for a fresh signature: a minute (or a quarter of the lifetime)
     /// before the policy expires or the store's clock-skew window closes.
@@ -305,6 +305,35 @@ mod tests {
         let b = p.presign(&upload, Completion::Created, Clock::Fixed(t));
         assert_eq!(a, b);
         assert!(a.key().starts_with("uploads/") && a.key().ends_with("/cat.png"));
+    }
+
+    /// Renderers write field names unescaped: every name a presigned form can carry.
+    #[test]
+    fn field_names_never_need_escaping() {
+        for version in [Version::V4, Version::V2] {
+            let mut p = presigner(version);
+            p.acl = Some("public-read".into());
+            let upload = ValidUpload {
+                original_name: "a.png",
+                image_type: ImageType::Png,
+                size: Some(1),
+                dimensions: Some((1, 1)),
+            };
+            for signed in [
+                p.presign(&upload, Completion::Redirect, Clock::System),
+                p.presign(&upload, Completion::Created, Clock::System),
+                p.initial(Clock::System),
+            ] {
+                assert!(signed.field("acl").is_some());
+                for (name, _) in &signed.fields {
+                    assert!(
+                        name.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                        "{name}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

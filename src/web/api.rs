@@ -44,8 +44,10 @@ pub fn presign_json(s: &SignedUpload) -> String {
         if i > 0 {
             out.push(',');
         }
-        push_json_str(&mut out, name);
-        out.push(':');
+        // Names are the signing code's literals: nothing to escape.
+        out.push('"');
+        out.push_str(name);
+        out.push_str("\":");
         if is_signature_field(name) {
             // Base64 or hex: nothing to escape, and the policy is most of the answer.
             out.push('"');
