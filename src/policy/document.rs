@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn expiration_has_milliseconds_and_z() {
         assert_eq!(
-            crate::policy::time::iso8601_millis(at(2026, 1, 1, 12, 0, 0)),
+            crate::policy::time::iso8601_millis(at(2026, 1, 1, 12, 0, 0)).as_str(),
             "2026-01-01T12:00:00.000Z"
         );
     }

@@ -38,30 +38,91 @@ fn year4(year: i32) -> Option<[u8; 4]> {
     Some([a, b, c, d])
 }
 
-/// One stamp from ASCII pieces, in one allocation; a year outside 0..=9999 is written as
-/// chrono would (`format` is slow, but such dates never reach a signature).
-fn stamp(t: DateTime<Utc>, pattern: &str, build: impl FnOnce([u8; 4], &Parts) -> String) -> String {
-    let p = parts(t);
-    match year4(p.year) {
-        Some(year) => build(year, &p),
-        None => t.format(pattern).to_string(),
+/// A formatted timestamp, kept on the stack: most of them are written once into a larger
+/// text (a policy, a page) and need no `String` of their own.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Stamp(StampText);
+
+#[derive(Clone, PartialEq, Eq)]
+enum StampText {
+    Ascii {
+        bytes: [u8; 24],
+        len: u8,
+    },
+    /// A year outside 0..=9999, which S3 dates never are: chrono's text.
+    Other(String),
+}
+
+impl Stamp {
+    fn ascii(pieces: &[u8]) -> Self {
+        let mut bytes = [0u8; 24];
+        bytes[..pieces.len()].copy_from_slice(pieces);
+        // At most 24 pieces: every form below is.
+        Self(StampText::Ascii {
+            bytes,
+            len: pieces.len() as u8,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Digits and separators only: always ASCII, so always UTF-8.
+            StampText::Ascii { bytes, len } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            StampText::Other(s) => s,
+        }
     }
 }
 
-fn ascii(bytes: &[u8]) -> String {
-    // Digits and separators only: always ASCII.
-    String::from_utf8(bytes.to_vec()).expect("timestamps are ASCII")
+impl std::ops::Deref for Stamp {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<Stamp> for String {
+    fn from(s: Stamp) -> Self {
+        s.as_str().to_owned()
+    }
+}
+
+impl<'a> From<Stamp> for std::borrow::Cow<'a, str> {
+    fn from(s: Stamp) -> Self {
+        std::borrow::Cow::Owned(s.into())
+    }
+}
+
+fn stamp(t: DateTime<Utc>, pattern: &str, build: impl FnOnce([u8; 4], &Parts) -> Stamp) -> Stamp {
+    let p = parts(t);
+    match year4(p.year) {
+        Some(year) => build(year, &p),
+        None => Stamp(StampText::Other(t.format(pattern).to_string())),
+    }
 }
 
 /// `2026-01-01T12:00:00.000Z`: ISO 8601, UTC, milliseconds, as S3 expects of a policy's
 /// `expiration`.
-pub fn iso8601_millis(t: DateTime<Utc>) -> String {
+pub fn iso8601_millis(t: DateTime<Utc>) -> Stamp {
     stamp(t, "%Y-%m-%dT%H:%M:%S%.3fZ", |[y0, y1, y2, y3], p| {
         let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
         let ([h0, h1], [mi0, mi1], [s0, s1]) = (two(p.hour), two(p.minute), two(p.second));
         let [ms1, ms2] = two(p.millis);
         let ms0 = b'0' + (p.millis / 100) as u8;
-        ascii(&[
+        Stamp::ascii(&[
             y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0,
             s1, b'.', ms0, ms1, ms2, b'Z',
         ])
@@ -69,11 +130,11 @@ pub fn iso8601_millis(t: DateTime<Utc>) -> String {
 }
 
 /// `2026-01-01T12:00:00Z`
-pub fn rfc3339_seconds(t: DateTime<Utc>) -> String {
+pub fn rfc3339_seconds(t: DateTime<Utc>) -> Stamp {
     stamp(t, "%Y-%m-%dT%H:%M:%SZ", |[y0, y1, y2, y3], p| {
         let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
         let ([h0, h1], [mi0, mi1], [s0, s1]) = (two(p.hour), two(p.minute), two(p.second));
-        ascii(&[
+        Stamp::ascii(&[
             y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0,
             s1, b'Z',
         ])
@@ -81,21 +142,21 @@ pub fn rfc3339_seconds(t: DateTime<Utc>) -> String {
 }
 
 /// `20260101T120000Z`: `x-amz-date`.
-pub fn amz_date(t: DateTime<Utc>) -> String {
+pub fn amz_date(t: DateTime<Utc>) -> Stamp {
     stamp(t, "%Y%m%dT%H%M%SZ", |[y0, y1, y2, y3], p| {
         let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
         let ([h0, h1], [mi0, mi1], [s0, s1]) = (two(p.hour), two(p.minute), two(p.second));
-        ascii(&[
+        Stamp::ascii(&[
             y0, y1, y2, y3, mo0, mo1, d0, d1, b'T', h0, h1, mi0, mi1, s0, s1, b'Z',
         ])
     })
 }
 
 /// `20260101`: the credential scope's date.
-pub fn scope_date(t: DateTime<Utc>) -> String {
+pub fn scope_date(t: DateTime<Utc>) -> Stamp {
     stamp(t, "%Y%m%d", |[y0, y1, y2, y3], p| {
         let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
-        ascii(&[y0, y1, y2, y3, mo0, mo1, d0, d1])
+        Stamp::ascii(&[y0, y1, y2, y3, mo0, mo1, d0, d1])
     })
 }
 
@@ -122,13 +183,19 @@ mod tests {
             Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
         ] {
             assert_eq!(
-                iso8601_millis(t),
+                iso8601_millis(t).as_str(),
                 t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
             );
-            assert_eq!(amz_date(t), t.format("%Y%m%dT%H%M%SZ").to_string());
-            assert_eq!(scope_date(t), t.format("%Y%m%d").to_string());
             assert_eq!(
-                rfc3339_seconds(t),
+                amz_date(t).as_str(),
+                t.format("%Y%m%dT%H%M%SZ").to_string().as_str()
+            );
+            assert_eq!(
+                scope_date(t).as_str(),
+                t.format("%Y%m%d").to_string().as_str()
+            );
+            assert_eq!(
+                rfc3339_seconds(t).as_str(),
                 t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             );
         }
@@ -138,10 +205,10 @@ mod tests {
         #[test]
         fn every_instant_matches_chrono(secs in -62_167_219_200i64..253_402_300_800, ms in 0u32..1000) {
             let t = DateTime::from_timestamp(secs, ms * 1_000_000).unwrap();
-            proptest::prop_assert_eq!(iso8601_millis(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
-            proptest::prop_assert_eq!(amz_date(t), t.format("%Y%m%dT%H%M%SZ").to_string());
-            proptest::prop_assert_eq!(scope_date(t), t.format("%Y%m%d").to_string());
-            proptest::prop_assert_eq!(rfc3339_seconds(t), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            proptest::prop_assert_eq!(String::from(iso8601_millis(t)), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            proptest::prop_assert_eq!(String::from(amz_date(t)), t.format("%Y%m%dT%H%M%SZ").to_string());
+            proptest::prop_assert_eq!(String::from(scope_date(t)), t.format("%Y%m%d").to_string());
+            proptest::prop_assert_eq!(String::from(rfc3339_seconds(t)), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
         }
     }
 }

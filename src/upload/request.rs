@@ -71,13 +71,23 @@ fn format_unit(n: u64, unit: u64, name: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadRequest<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub filename: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub content_type: Option<Cow<'a, str>>,
     pub size: Option<u64>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+}
+
+/// An optional string that borrows from the JSON when it has no escapes: serde borrows a
+/// `Cow` field only when it is not inside an `Option`.
+fn borrowed<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
 }
 
 /// A request that passed validation.
@@ -229,6 +239,18 @@ mod tests {
             size: Some(size),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn json_strings_borrow_unless_escaped() {
+        let r: UploadRequest =
+            serde_json::from_str(r#"{"filename":"a b.png","content_type":"image\/png"}"#).unwrap();
+        assert!(matches!(r.filename, Some(Cow::Borrowed("a b.png"))));
+        assert!(matches!(r.content_type.as_deref(), Some("image/png")));
+        assert!(matches!(r.content_type, Some(Cow::Owned(_))));
+        let r: UploadRequest = serde_json::from_str(r#"{"filename":null}"#).unwrap();
+        assert_eq!((r.filename, r.content_type), (None, None));
+        assert!(serde_json::from_str::<UploadRequest>(r#"{"filename":1}"#).is_err());
     }
 
     #[test]

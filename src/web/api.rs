@@ -225,7 +225,9 @@ pub async fn confirm(
         content_type: c.image_type.mime(),
         width: dims.map(|d| d.width),
         height: dims.map(|d| d.height),
-        uploaded_at: c.uploaded_at.map(crate::policy::time::iso8601_millis),
+        uploaded_at: c
+            .uploaded_at
+            .map(|t| crate::policy::time::iso8601_millis(t).into()),
         url: state.confirmation_path(c.key.as_str(), &c.etag),
         image_url: state.image_url(c.key.as_str(), c.image_type.mime()),
     };

@@ -11,7 +11,7 @@ use super::assets::{AssetUrls, urls};
 use super::error::PageError;
 use super::{State, check_rate, html, no_store};
 use crate::policy::is_signature_field;
-use crate::policy::time::rfc3339_seconds;
+use crate::policy::time::{Stamp, rfc3339_seconds};
 use crate::upload::{ImageType, SignedUpload};
 
 /// One `<option>` of the no-JavaScript type select.
@@ -28,7 +28,7 @@ pub struct MetaView<'a> {
     pub fields: Vec<(&'static str, Cow<'a, str>)>,
     /// The no-JavaScript type select: the index of the field it stands for, and its options.
     select: Option<(usize, Vec<TypeOption>)>,
-    pub resign_at: String,
+    pub resign_at: Stamp,
 }
 
 impl<'a> MetaView<'a> {
