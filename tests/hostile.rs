@@ -1855,8 +1855,25 @@ async fn json_limits_have_their_codes() {
     while ok.len() < 16 * 1024 {
         ok.insert(0, b' ');
     }
-    let r = app.post_raw("/api/presign", "application/json", ok).await;
+    let r = app
+        .post_raw("/api/presign", "application/json", ok.clone())
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // The same body in small chunks (no Content-Length) is put back together.
+    let chunks: Vec<Result<Bytes, std::io::Error>> = ok
+        .chunks(7)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let mut resp = app
+        .client
+        .post(app.url("/api/presign"))
+        .insert_header(("content-type", "application/json"))
+        .send_stream(futures_util::stream::iter(chunks))
+        .await
+        .unwrap();
+    let body = String::from_utf8_lossy(&resp.body().await.unwrap()).into_owned();
+    assert_eq!(resp.status(), StatusCode::OK, "{body}");
+    assert!(body.contains("/a.png\""), "{body}");
     app.handle.stop(false).await;
 }
 

@@ -5,6 +5,7 @@
 use actix_web::error::JsonPayloadError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, Problem};
@@ -144,11 +145,27 @@ async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Byte
     if declared.is_some_and(|n| n > MAX_JSON_BYTES as u64) {
         return Err(body_too_large());
     }
-    match payload.to_bytes_limited(MAX_JSON_BYTES).await {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(_)) => Err(body_unreadable()),
-        Err(_) => Err(body_too_large()),
+    // A small body arrives in one chunk: keep it as it is. Only a body in pieces is copied
+    // (actix's own collector starts every body with a 32 KiB buffer).
+    let mut payload = payload;
+    let mut first: Option<web::Bytes> = None;
+    let mut joined = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| body_unreadable())?;
+        let read = first.as_ref().map_or(0, web::Bytes::len) + joined.len() + chunk.len();
+        if read > MAX_JSON_BYTES {
+            return Err(body_too_large());
+        }
+        if let Some(f) = first.take() {
+            joined.extend_from_slice(&f);
+        }
+        if joined.is_empty() {
+            first = Some(chunk);
+        } else {
+            joined.extend_from_slice(&chunk);
+        }
     }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
 fn bounded(s: &str) -> String {
