@@ -11,6 +11,6 @@ pub mod sigv4;
 pub mod time;
 
 pub use document::{Condition, PostPolicy};
-pub use form::{
-    PostForm, SignedForm, Signer, Version, all_fields_covered, is_exempt, is_signature_field,
-};
+#[cfg(test)]
+pub(crate) use form::is_plain_name;
+pub use form::{PostForm, SignedForm, Signer, Version, all_fields_covered, is_exempt};

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, Problem};
 use super::uploaded::confirm_request;
 use super::{State, check_rate, no_store};
-use crate::policy::is_signature_field;
 use crate::store::S3Client;
 use crate::upload::{Completion, SignedUpload, UploadRequest};
 
@@ -49,14 +48,7 @@ pub fn presign_json(s: &SignedUpload) -> String {
         out.push('"');
         out.push_str(name);
         out.push_str("\":");
-        if is_signature_field(name) {
-            // Base64 or hex: nothing to escape, and the policy is most of the answer.
-            out.push('"');
-            out.push_str(value);
-            out.push('"');
-        } else {
-            push_json_str(&mut out, value);
-        }
+        push_json_str(&mut out, value);
     }
     out.push_str("},\"headers\":{},\"key\":");
     push_json_str(&mut out, s.key());

@@ -10,7 +10,6 @@ use askama::Template;
 use super::assets::{AssetUrls, urls};
 use super::error::PageError;
 use super::{State, check_rate, html, no_store};
-use crate::policy::is_signature_field;
 use crate::policy::time::{Stamp, rfc3339_seconds};
 use crate::upload::{ImageType, SignedUpload};
 
@@ -66,9 +65,9 @@ impl<'a> MetaView<'a> {
     }
 
     /// Whether a value has no character HTML would escape: the template then writes it as it
-    /// is instead of scanning it a second time. The signature fields are known not to.
-    pub fn plain(&self, name: &str, value: &str) -> bool {
-        is_signature_field(name) || !super::needs_html_escape(value)
+    /// is instead of scanning it a second time.
+    pub fn plain(&self, value: &str) -> bool {
+        !super::needs_html_escape(value)
     }
 }
 
