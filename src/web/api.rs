@@ -2,7 +2,6 @@
 //! takes from `getUploadParameters`, and boto3's `generate_presigned_post` shape) and
 //! `POST /api/uploads/confirm`.
 
-use actix_web::error::JsonPayloadError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -89,20 +88,7 @@ fn body_unreadable() -> Problem {
     Problem::bad_request("body_unreadable", "The request body could not be read.")
 }
 
-/// Map actix's JSON extractor errors to the API's codes.
-pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    let problem = match &err {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            body_too_large()
-        }
-        JsonPayloadError::ContentType => not_json(),
-        JsonPayloadError::Deserialize(e) => json_invalid(e),
-        _ => body_unreadable(),
-    };
-    ApiError::new(problem).into()
-}
-
-/// Whether a Content-Type is JSON as actix's `Json` extractor reads it: subtype `json` or
+/// Whether a Content-Type is JSON (as actix's `Json` extractor reads it): subtype `json` or
 /// suffix `+json`, any parameters.
 fn is_json(content_type: &[u8]) -> bool {
     let essence = content_type
@@ -120,8 +106,9 @@ fn is_json(content_type: &[u8]) -> bool {
             || suffix.is_some_and(|s| s.eq_ignore_ascii_case(b"+json")))
 }
 
-/// A JSON body as bytes, with the `Json` extractor's checks and codes (see
-/// [`json_error`]): read this way, the request's strings can borrow from it.
+/// A JSON request body as bytes, for both API endpoints: 415 unless it is JSON, 413 over
+/// [`MAX_JSON_BYTES`] (declared or streamed), 400 if it cannot be read. Read this way, the
+/// request's strings can borrow from it.
 async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, Problem> {
     let headers = req.headers();
     if !headers
@@ -213,10 +200,13 @@ struct ConfirmResponse<'a> {
 
 #[tracing::instrument(name = "api_confirm", skip_all)]
 pub async fn confirm(
+    req: HttpRequest,
     state: web::Data<State>,
     client: web::Data<S3Client>,
-    body: web::Json<ConfirmRequest>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = json_body(&req, payload).await?;
+    let body: ConfirmRequest = serde_json::from_slice(&body).map_err(|e| json_invalid(&e))?;
     let c = confirm_request(
         &state,
         &client,

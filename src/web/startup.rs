@@ -262,15 +262,10 @@ pub fn app(
         .add((header::REFERRER_POLICY, "same-origin"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add(("cross-origin-opener-policy", "same-origin"));
-    let json = web::JsonConfig::default()
-        .limit(api::MAX_JSON_BYTES)
-        .content_type_required(true)
-        .error_handler(api::json_error);
 
     App::new()
         .app_data(state)
         .app_data(client)
-        .app_data(json)
         .wrap(headers)
         .wrap(from_fn(middleware::request_log))
         .service(
