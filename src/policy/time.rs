@@ -31,47 +31,56 @@ fn two(n: u32) -> [u8; 2] {
     [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]
 }
 
-/// The year's four digits; `None` outside 0..=9999, which S3 dates never are.
-fn year4(year: i32) -> Option<[u8; 4]> {
-    let y = u32::try_from(year).ok().filter(|y| *y <= 9999)?;
-    let ([a, b], [c, d]) = (two(y / 100), two(y % 100));
-    Some([a, b, c, d])
-}
-
-/// A formatted timestamp, kept on the stack: most of them are written once into a larger
-/// text (a policy, a page) and need no `String` of their own.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Stamp(StampText);
-
-#[derive(Clone, PartialEq, Eq)]
-enum StampText {
-    Ascii {
-        bytes: [u8; 24],
-        len: u8,
-    },
-    /// A year outside 0..=9999, which S3 dates never are: chrono's text.
-    Other(String),
+/// A formatted timestamp, kept on the stack: most are written once into a larger text (a
+/// policy, a page) and need no `String` of their own.
+#[derive(Clone, Copy)]
+pub struct Stamp {
+    /// Room for the longest form with chrono's widest year (`-262143`).
+    bytes: [u8; 32],
+    len: usize,
 }
 
 impl Stamp {
-    fn ascii(pieces: &[u8]) -> Self {
-        let mut bytes = [0u8; 24];
-        bytes[..pieces.len()].copy_from_slice(pieces);
-        // At most 24 pieces: every form below is.
-        Self(StampText::Ascii {
-            bytes,
-            len: pieces.len() as u8,
-        })
+    fn new() -> Self {
+        Self {
+            bytes: [0; 32],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, piece: &[u8]) {
+        self.bytes[self.len..self.len + piece.len()].copy_from_slice(piece);
+        self.len += piece.len();
+    }
+
+    /// `YYYY·MM·DD` with `sep` between the parts.
+    fn date(&mut self, p: &Parts, sep: &[u8]) {
+        match u32::try_from(p.year).ok().filter(|y| *y <= 9999) {
+            Some(y) => {
+                self.push(&two(y / 100));
+                self.push(&two(y % 100));
+            }
+            // Outside what S3 dates can be; keep the text faithful anyway.
+            None => self.push(format!("{:04}", p.year).as_bytes()),
+        }
+        self.push(sep);
+        self.push(&two(p.month));
+        self.push(sep);
+        self.push(&two(p.day));
+    }
+
+    /// `hh·mm·ss` with `sep` between the parts.
+    fn time(&mut self, p: &Parts, sep: &[u8]) {
+        self.push(&two(p.hour));
+        self.push(sep);
+        self.push(&two(p.minute));
+        self.push(sep);
+        self.push(&two(p.second));
     }
 
     pub fn as_str(&self) -> &str {
-        match &self.0 {
-            // Digits and separators only: always ASCII, so always UTF-8.
-            StampText::Ascii { bytes, len } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            StampText::Other(s) => s,
-        }
+        // Digits, signs and separators only: always ASCII, so always UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 
@@ -79,18 +88,6 @@ impl std::ops::Deref for Stamp {
     type Target = str;
     fn deref(&self) -> &str {
         self.as_str()
-    }
-}
-
-impl std::fmt::Display for Stamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::fmt::Debug for Stamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -106,58 +103,47 @@ impl<'a> From<Stamp> for std::borrow::Cow<'a, str> {
     }
 }
 
-fn stamp(t: DateTime<Utc>, pattern: &str, build: impl FnOnce([u8; 4], &Parts) -> Stamp) -> Stamp {
-    let p = parts(t);
-    match year4(p.year) {
-        Some(year) => build(year, &p),
-        None => Stamp(StampText::Other(t.format(pattern).to_string())),
-    }
-}
-
 /// `2026-01-01T12:00:00.000Z`: ISO 8601, UTC, milliseconds, as S3 expects of a policy's
 /// `expiration`.
 pub fn iso8601_millis(t: DateTime<Utc>) -> Stamp {
-    stamp(t, "%Y-%m-%dT%H:%M:%S%.3fZ", |[y0, y1, y2, y3], p| {
-        let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
-        let ([h0, h1], [mi0, mi1], [s0, s1]) = (two(p.hour), two(p.minute), two(p.second));
-        let [ms1, ms2] = two(p.millis);
-        let ms0 = b'0' + (p.millis / 100) as u8;
-        Stamp::ascii(&[
-            y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0,
-            s1, b'.', ms0, ms1, ms2, b'Z',
-        ])
-    })
+    let p = parts(t);
+    let mut s = Stamp::new();
+    s.date(&p, b"-");
+    s.push(b"T");
+    s.time(&p, b":");
+    s.push(&[b'.', b'0' + (p.millis / 100) as u8]);
+    s.push(&two(p.millis));
+    s.push(b"Z");
+    s
 }
 
 /// `2026-01-01T12:00:00Z`
 pub fn rfc3339_seconds(t: DateTime<Utc>) -> Stamp {
-    stamp(t, "%Y-%m-%dT%H:%M:%SZ", |[y0, y1, y2, y3], p| {
-        let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
-        let ([h0, h1], [mi0, mi1], [s0, s1]) = (two(p.hour), two(p.minute), two(p.second));
-        Stamp::ascii(&[
-            y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0,
-            s1, b'Z',
-        ])
-    })
+    let p = parts(t);
+    let mut s = Stamp::new();
+    s.date(&p, b"-");
+    s.push(b"T");
+    s.time(&p, b":");
+    s.push(b"Z");
+    s
 }
 
 /// `20260101T120000Z`: `x-amz-date`.
 pub fn amz_date(t: DateTime<Utc>) -> Stamp {
-    stamp(t, "%Y%m%dT%H%M%SZ", |[y0, y1, y2, y3], p| {
-        let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
-        let ([h0, h1], [mi0, mi1], [s0, s1]) = (two(p.hour), two(p.minute), two(p.second));
-        Stamp::ascii(&[
-            y0, y1, y2, y3, mo0, mo1, d0, d1, b'T', h0, h1, mi0, mi1, s0, s1, b'Z',
-        ])
-    })
+    let p = parts(t);
+    let mut s = Stamp::new();
+    s.date(&p, b"");
+    s.push(b"T");
+    s.time(&p, b"");
+    s.push(b"Z");
+    s
 }
 
 /// `20260101`: the credential scope's date.
 pub fn scope_date(t: DateTime<Utc>) -> Stamp {
-    stamp(t, "%Y%m%d", |[y0, y1, y2, y3], p| {
-        let ([mo0, mo1], [d0, d1]) = (two(p.month), two(p.day));
-        Stamp::ascii(&[y0, y1, y2, y3, mo0, mo1, d0, d1])
-    })
+    let mut s = Stamp::new();
+    s.date(&parts(t), b"");
+    s
 }
 
 #[cfg(test)]
@@ -178,9 +164,6 @@ mod tests {
                 + chrono::Duration::milliseconds(50),
             Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
             Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
-            // Outside four digits: chrono's own text.
-            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
-            Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
         ] {
             assert_eq!(
                 iso8601_millis(t).as_str(),
@@ -199,6 +182,18 @@ mod tests {
                 t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             );
         }
+    }
+
+    #[test]
+    fn years_outside_four_digits_are_written_in_full() {
+        let t = |y| Utc.with_ymd_and_hms(y, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(
+            iso8601_millis(t(10000)).as_str(),
+            "10000-01-02T03:04:05.000Z"
+        );
+        assert_eq!(amz_date(t(-1)).as_str(), "-0010102T030405Z");
+        let widest = DateTime::<Utc>::MIN_UTC;
+        assert!(iso8601_millis(widest).starts_with("-262143-01-01T00:00:00.000Z"));
     }
 
     proptest::proptest! {
