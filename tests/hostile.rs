@@ -1249,7 +1249,10 @@ fn check_signed(fields: &[(String, String)], key: &str, x: &Expect<'_>) -> TestC
         ("bucket", settings.bucket.clone()),
         ("key", key.to_owned()),
         ("Content-Type", mime.to_owned()),
-        ("x-amz-meta-filename", encode_metadata(x.asked_name.trim())),
+        (
+            "x-amz-meta-filename",
+            encode_metadata(x.asked_name.trim()).into_owned(),
+        ),
     ];
     if x.redirect {
         expected.push(("success_action_redirect", format!("{PUBLIC}/uploaded")));

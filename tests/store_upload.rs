@@ -2,6 +2,7 @@
 //! loopback. A good form stores the exact bytes; every tampered variant is refused and
 //! leaves nothing behind.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,7 +104,18 @@ fn signed_at<'a>(p: &'a Presigner, name: &str, size: usize, clock: Clock) -> Sig
         height: Some(3),
     };
     let valid = req.validate(&p.limits, true).unwrap();
-    p.presign(&valid, Completion::Created, clock)
+    let s = p.presign(&valid, Completion::Created, clock);
+    // The file name is borrowed from this function's request: own the values.
+    SignedUpload {
+        url: &p.form_url,
+        fields: s
+            .fields
+            .into_iter()
+            .map(|(n, v)| (n, Cow::Owned(v.into_owned())))
+            .collect(),
+        expires_at: s.expires_at,
+        resign_at: s.resign_at,
+    }
 }
 
 async fn post(

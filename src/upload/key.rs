@@ -5,6 +5,7 @@
 //! S3's ascending key order lists the newest uploads first without reading the whole bucket.
 //! Keys with other UUIDs (older uploads) stay readable; they simply carry no time.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine;
@@ -276,16 +277,16 @@ pub fn safe_file_name(original: &str, image_type: ImageType) -> String {
 
 /// Encode a user-supplied value for an `x-amz-meta-*` field: S3 metadata travels in HTTP
 /// headers, so anything but printable ASCII is sent as an RFC 2047 encoded word, the way S3
-/// itself returns non-ASCII metadata.
-pub fn encode_metadata(value: &str) -> String {
+/// itself returns non-ASCII metadata. A plain value is returned as it is.
+pub fn encode_metadata(value: &str) -> Cow<'_, str> {
     let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b))
         && !value.starts_with(' ')
         && !value.ends_with(' ')
         && !value.starts_with("=?");
     if plain {
-        value.to_owned()
+        Cow::Borrowed(value)
     } else {
-        format!("=?UTF-8?B?{}?=", STANDARD.encode(value))
+        Cow::Owned(format!("=?UTF-8?B?{}?=", STANDARD.encode(value)))
     }
 }
 
@@ -423,6 +424,8 @@ mod tests {
             let e = encode_metadata(v);
             assert!(e.bytes().all(|b| (0x20..0x7f).contains(&b)), "{e}");
             assert_eq!(decode_metadata(&e), v);
+            // Only a value that needs encoding is copied.
+            assert_eq!(matches!(e, Cow::Borrowed(_)), v == "plain.png", "{v:?}");
         }
         assert_eq!(
             decode_metadata("=?UTF-8?Q?Cr=C3=A8me_br=C3=BBl=C3=A9e?="),

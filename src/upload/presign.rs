@@ -135,12 +135,12 @@ impl Presigner {
 
     /// Sign an upload of this validated file. The key is the server's:
     /// `PREFIX + id + "/" + safe name`.
-    pub fn presign(
-        &self,
-        upload: &ValidUpload<'_>,
+    pub fn presign<'a>(
+        &'a self,
+        upload: &ValidUpload<'a>,
         completion: Completion,
         clock: Clock,
-    ) -> SignedUpload<'_> {
+    ) -> SignedUpload<'a> {
         let now = clock.now();
         let id = clock.upload_id(now, || {
             format!(
@@ -151,13 +151,14 @@ impl Presigner {
         self.presign_with(upload, completion, now, id)
     }
 
-    pub fn presign_with(
-        &self,
-        upload: &ValidUpload<'_>,
+    /// The upload's file name is borrowed when it needs no encoding.
+    pub fn presign_with<'a>(
+        &'a self,
+        upload: &ValidUpload<'a>,
         completion: Completion,
         now: DateTime<Utc>,
         id: UploadId,
-    ) -> SignedUpload<'_> {
+    ) -> SignedUpload<'a> {
         let name = safe_file_name(upload.original_name, upload.image_type);
         let key = ObjectKey::new(&self.prefix, id, &name).into_string();
         let mut form = self.base_form(now, key);
