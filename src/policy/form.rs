@@ -15,23 +15,6 @@ use super::document::PostPolicy;
 use super::{sigv2, sigv4};
 use crate::secret::Credentials;
 
-/// How the policy constrains one field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Rule {
-    /// `{"field": "value"}`: exactly the value the form carries.
-    Exact,
-    /// `["starts-with", "$field", prefix]`: any value with this prefix (the form carries a
-    /// default the user may change, e.g. a `<select>`).
-    StartsWith(Cow<'static, str>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Field<'a> {
-    name: &'static str,
-    value: Cow<'a, str>,
-    rule: Rule,
-}
-
 /// The fields of an upload form before signing, each with its condition. Values borrow
 /// where they can (the bucket, the redirect URL, constants): signing allocates only what
 /// is new in each form.
@@ -39,7 +22,12 @@ struct Field<'a> {
 pub struct PostForm<'a> {
     expiration: DateTime<Utc>,
     bucket: Option<Cow<'a, str>>,
-    fields: Vec<Field<'a>>,
+    /// In form order. Each must carry exactly its value, unless `prefixes` says otherwise.
+    /// Kept in the shape a [`SignedForm`] holds them: signing adds to this vector.
+    fields: Vec<(&'static str, Cow<'a, str>)>,
+    /// `["starts-with", "$field", prefix]` rules: a field's index and its prefix (the form
+    /// carries a default the user may change, e.g. a `<select>`).
+    prefixes: Vec<(usize, Cow<'static, str>)>,
     length: Option<(u64, u64)>,
     /// Index of the first signature field, once the signer has added them.
     signature_start: Option<usize>,
@@ -50,7 +38,11 @@ impl<'a> PostForm<'a> {
         Self {
             expiration,
             bucket: None,
-            fields: Vec::with_capacity(12),
+            // The most a form carries: seven upload fields (key, ACL, type, completion, name,
+            // width, height) and six of the signature's (algorithm, credential, date, token,
+            // policy, signature). Signing adds to it without growing it.
+            fields: Vec::with_capacity(13),
+            prefixes: Vec::new(),
             length: None,
             signature_start: None,
         }
@@ -64,11 +56,7 @@ impl<'a> PostForm<'a> {
 
     /// A field that must carry exactly this value.
     pub fn field(&mut self, name: &'static str, value: impl Into<Cow<'a, str>>) -> &mut Self {
-        self.fields.push(Field {
-            name,
-            value: value.into(),
-            rule: Rule::Exact,
-        });
+        self.fields.push((name, value.into()));
         self
     }
 
@@ -79,11 +67,8 @@ impl<'a> PostForm<'a> {
         value: impl Into<Cow<'a, str>>,
         prefix: impl Into<Cow<'static, str>>,
     ) -> &mut Self {
-        self.fields.push(Field {
-            name,
-            value: value.into(),
-            rule: Rule::StartsWith(prefix.into()),
-        });
+        self.prefixes.push((self.fields.len(), prefix.into()));
+        self.fields.push((name, value.into()));
         self
     }
 
@@ -106,15 +91,15 @@ impl<'a> PostForm<'a> {
         }
         // The length range goes right after the upload's own fields, before the signature's.
         let split = self.signature_start.unwrap_or(self.fields.len());
-        for (i, f) in self.fields.iter().enumerate() {
+        for (i, (name, value)) in self.fields.iter().enumerate() {
             if i == split
                 && let Some((min, max)) = self.length
             {
                 p.content_length_range(min, max);
             }
-            match &f.rule {
-                Rule::Exact => p.exact(f.name, f.value.as_ref()),
-                Rule::StartsWith(prefix) => p.starts_with(f.name, prefix.as_ref()),
+            match self.prefixes.iter().find(|(at, _)| *at == i) {
+                Some((_, prefix)) => p.starts_with(*name, prefix.as_ref()),
+                None => p.exact(*name, value.as_ref()),
             };
         }
         if split >= self.fields.len()
@@ -250,8 +235,7 @@ fn finish<'a>(
     now: DateTime<Utc>,
     tail: [(&'static str, String); 2],
 ) -> SignedForm<'a> {
-    let mut fields = Vec::with_capacity(form.fields.len() + 3);
-    fields.extend(form.fields.into_iter().map(|f| (f.name, f.value)));
+    let mut fields = form.fields;
     fields.extend(tail.into_iter().map(|(n, v)| (n, Cow::Owned(v))));
     SignedForm {
         fields,
