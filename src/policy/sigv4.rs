@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -97,8 +97,8 @@ impl SigningKey {
 /// What a day's signatures share: the signing key and the `x-amz-credential` scope.
 #[derive(Debug)]
 pub struct DayKey {
-    /// `YYYYMMDD` as a number.
-    day: u32,
+    /// The UTC day the key is for.
+    day: NaiveDate,
     pub key: SigningKey,
     /// `AKID/YYYYMMDD/REGION/s3/aws4_request`
     pub credential: String,
@@ -128,7 +128,8 @@ impl KeyCache {
         region: &str,
         f: impl FnOnce(&DayKey) -> R,
     ) -> R {
-        let day = now.year().unsigned_abs() * 10_000 + now.month() * 100 + now.day();
+        // A `NaiveDate` compares as one integer: no calendar arithmetic per signature.
+        let day = now.date_naive();
         if let Some(cached) = self.current.load().as_ref()
             && cached.day == day
         {
