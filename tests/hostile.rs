@@ -1848,6 +1848,18 @@ async fn json_limits_have_their_codes() {
             r.body
         );
         assert_eq!(code_of(&r.body), "json_invalid");
+        // JSON that is not UTF-8, in a string and outside one.
+        for body in [&b"{\"filename\":\"a\xff.png\"}"[..], b"{\xc3}"] {
+            let r = app.post_raw(path, "application/json", body).await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{path}: {}",
+                r.body
+            );
+            assert_eq!(code_of(&r.body), "json_invalid", "{path}");
+            assert!(r.body.contains("not UTF-8"), "{path}: {}", r.body);
+        }
         // Wrong method.
         let r = app.get(path).await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);

@@ -84,6 +84,22 @@ fn json_invalid(e: &serde_json::Error) -> Problem {
     )
 }
 
+/// Read a JSON body. The text is checked for UTF-8 once, as a whole: parsed from `str`,
+/// serde_json then borrows each string without checking it again.
+fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "json_invalid",
+            format!(
+                "The request body is not UTF-8 text (at byte {}).",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    serde_json::from_str(text).map_err(|e| json_invalid(&e))
+}
+
 fn body_unreadable() -> Problem {
     Problem::bad_request("body_unreadable", "The request body could not be read.")
 }
@@ -159,7 +175,7 @@ pub async fn presign(
 ) -> Result<HttpResponse, ApiError> {
     check_rate(&state, &req)?;
     let body = json_body(&req, payload).await?;
-    let request: UploadRequest<'_> = serde_json::from_slice(&body).map_err(|e| json_invalid(&e))?;
+    let request: UploadRequest<'_> = parse_json(&body)?;
     let valid = request
         .validate(&state.presigner.limits, true)
         .map_err(ApiError::validation)?;
@@ -206,7 +222,7 @@ pub async fn confirm(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = json_body(&req, payload).await?;
-    let body: ConfirmRequest = serde_json::from_slice(&body).map_err(|e| json_invalid(&e))?;
+    let body: ConfirmRequest = parse_json(&body)?;
     let c = confirm_request(
         &state,
         &client,
