@@ -3,16 +3,43 @@
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt;
+use tracing_subscriber::prelude::*;
 
 use crate::config::LogFormat;
 
+/// s3s logs every refused request (a bad signature, an expired form) at error level from
+/// `s3s::ops`: the client gets that answer from the store itself, so by default those lines
+/// are not ours to print. `RUST_LOG=info,s3s=debug` brings them back.
+const DEFAULT_DIRECTIVES: &str = "info,s3s::ops=off";
+
+/// The filter layer for these directives: exactly one of the two is set.
+///
+/// `target=level` lists, the default and most `RUST_LOG`s, go to `Targets`, which decides once
+/// per call site. Span and field directives (`[span{field=value}]=debug`) need `EnvFilter`,
+/// which takes a read lock on a map shared by every worker each time a span is entered, left
+/// or closed: on every request.
+fn filter_for(directives: &str) -> (Option<Targets>, Option<EnvFilter>) {
+    // What EnvFilter cannot read falls back to the default, as it always has.
+    let directives = if EnvFilter::try_new(directives).is_ok() {
+        directives
+    } else {
+        DEFAULT_DIRECTIVES
+    };
+    // Span and field directives are the ones written with brackets and braces.
+    if !directives.contains(['[', ']', '{', '}'])
+        && let Ok(targets) = directives.parse::<Targets>()
+    {
+        return (Some(targets), None);
+    }
+    (None, Some(EnvFilter::new(directives)))
+}
+
 /// Install the global subscriber. Keep the guard alive until exit: dropping it flushes.
 pub fn init(format: LogFormat) -> WorkerGuard {
-    // s3s logs every refused request (a bad signature, an expired form) at error level
-    // from `s3s::ops`: the client gets that answer from the store itself, so by default
-    // those lines are not ours to print. `RUST_LOG=info,s3s=debug` brings them back.
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,s3s::ops=off"));
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_DIRECTIVES.to_owned());
+    let (targets, env) = filter_for(&directives);
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         // Buffered: the worker thread writes a whole batch of lines per system call and
@@ -22,20 +49,75 @@ pub fn init(format: LogFormat) -> WorkerGuard {
             std::io::stdout(),
         ));
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_writer(writer);
+    let ansi = std::io::stdout().is_terminal();
+    // An absent layer lets everything through; only one of the two is set.
+    let registry = tracing_subscriber::registry().with(targets).with(env);
     let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_ansi(ansi)
+                    .with_writer(writer),
+            )
             .try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_target(false)
+                    .with_ansi(ansi)
+                    .with_writer(writer),
+            )
+            .try_init(),
     };
     if let Err(e) = result {
         eprintln!("signpost: logging is already set up ({e})");
     }
     guard
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::filter::LevelFilter;
+
+    use super::*;
+
+    fn targets(directives: &str) -> Targets {
+        match filter_for(directives) {
+            (Some(t), None) => t,
+            other => panic!("{directives}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn target_lists_are_filtered_without_env_filter() {
+        let t = targets(DEFAULT_DIRECTIVES);
+        assert!(t.would_enable("signpost::http", &Level::INFO));
+        assert!(!t.would_enable("signpost::http", &Level::DEBUG));
+        assert!(!t.would_enable("s3s::ops", &Level::ERROR));
+        assert!(t.would_enable("s3s::service", &Level::INFO));
+        targets("trace");
+        targets("warn,s3s=debug");
+        let t = targets("info,signpost::http=debug");
+        assert!(t.would_enable("signpost::http", &Level::DEBUG));
+        assert!(!t.would_enable("signpost::web", &Level::DEBUG));
+    }
+
+    #[test]
+    fn span_directives_go_to_env_filter_and_garbage_to_the_default() {
+        let (None, Some(e)) = filter_for("info,[request{request_id=abc}]=trace") else {
+            panic!("span directives need EnvFilter");
+        };
+        assert_eq!(
+            tracing_subscriber::layer::Filter::<tracing_subscriber::Registry>::max_level_hint(&e),
+            Some(LevelFilter::TRACE)
+        );
+        // What EnvFilter cannot read falls back to the default, as before.
+        let t = targets("info,[unclosed=");
+        assert!(t.would_enable("signpost::http", &Level::INFO));
+        assert!(!t.would_enable("s3s::ops", &Level::ERROR));
+    }
 }
