@@ -115,6 +115,11 @@ mod tests {
             tracing_subscriber::layer::Filter::<tracing_subscriber::Registry>::max_level_hint(&e),
             Some(LevelFilter::TRACE)
         );
+        // The README's example.
+        assert!(matches!(
+            filter_for("info,[request]=debug"),
+            (None, Some(_))
+        ));
         // What EnvFilter cannot read falls back to the default, as before.
         let t = targets("info,[unclosed=");
         assert!(t.would_enable("signpost::http", &Level::INFO));
