@@ -3,7 +3,7 @@
 //! `POST /api/uploads/confirm`.
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, mime, web};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -104,36 +104,25 @@ fn body_unreadable() -> Problem {
     Problem::bad_request("body_unreadable", "The request body could not be read.")
 }
 
-/// Whether a Content-Type is JSON (as actix's `Json` extractor reads it): subtype `json` or
-/// suffix `+json`, any parameters.
-fn is_json(content_type: &[u8]) -> bool {
-    let essence = content_type
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    let Some(slash) = essence.iter().position(|&b| b == b'/') else {
-        return false;
-    };
-    let subtype = &essence[slash + 1..];
-    let suffix = subtype.len().checked_sub(5).map(|at| &subtype[at..]);
-    slash > 0
-        && (subtype.eq_ignore_ascii_case(b"json")
-            || suffix.is_some_and(|s| s.eq_ignore_ascii_case(b"+json")))
+/// Whether the request says it is JSON, decided as actix's `Json` extractor decides it:
+/// subtype `json` or suffix `+json`, any parameters.
+fn is_json(req: &HttpRequest) -> bool {
+    match req.mime_type() {
+        Ok(Some(m)) => m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON),
+        // None, or not a media type at all.
+        _ => false,
+    }
 }
 
 /// A JSON request body as bytes, for both API endpoints: 415 unless it is JSON, 413 over
 /// [`MAX_JSON_BYTES`] (declared or streamed), 400 if it cannot be read. Read this way, the
 /// request's strings can borrow from it.
 async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, Problem> {
-    let headers = req.headers();
-    if !headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| is_json(v.as_bytes()))
-    {
+    if !is_json(req) {
         return Err(not_json());
     }
-    let declared = headers
+    let declared = req
+        .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
