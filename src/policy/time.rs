@@ -103,14 +103,21 @@ impl<'a> From<Stamp> for std::borrow::Cow<'a, str> {
     }
 }
 
+/// `date T time` of `t`, with `date_sep` and `time_sep` between their parts: the start of
+/// every form below but the scope date.
+fn date_time(t: DateTime<Utc>, date_sep: &[u8], time_sep: &[u8]) -> (Stamp, Parts) {
+    let p = parts(t);
+    let mut s = Stamp::new();
+    s.date(&p, date_sep);
+    s.push(b"T");
+    s.time(&p, time_sep);
+    (s, p)
+}
+
 /// `2026-01-01T12:00:00.000Z`: ISO 8601, UTC, milliseconds, as S3 expects of a policy's
 /// `expiration`.
 pub fn iso8601_millis(t: DateTime<Utc>) -> Stamp {
-    let p = parts(t);
-    let mut s = Stamp::new();
-    s.date(&p, b"-");
-    s.push(b"T");
-    s.time(&p, b":");
+    let (mut s, p) = date_time(t, b"-", b":");
     s.push(&[b'.', b'0' + (p.millis / 100) as u8]);
     s.push(&two(p.millis));
     s.push(b"Z");
@@ -119,22 +126,14 @@ pub fn iso8601_millis(t: DateTime<Utc>) -> Stamp {
 
 /// `2026-01-01T12:00:00Z`
 pub fn rfc3339_seconds(t: DateTime<Utc>) -> Stamp {
-    let p = parts(t);
-    let mut s = Stamp::new();
-    s.date(&p, b"-");
-    s.push(b"T");
-    s.time(&p, b":");
+    let (mut s, _) = date_time(t, b"-", b":");
     s.push(b"Z");
     s
 }
 
 /// `20260101T120000Z`: `x-amz-date`.
 pub fn amz_date(t: DateTime<Utc>) -> Stamp {
-    let p = parts(t);
-    let mut s = Stamp::new();
-    s.date(&p, b"");
-    s.push(b"T");
-    s.time(&p, b"");
+    let (mut s, _) = date_time(t, b"", b"");
     s.push(b"Z");
     s
 }
