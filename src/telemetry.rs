@@ -22,18 +22,15 @@ const DEFAULT_DIRECTIVES: &str = "info,s3s::ops=off";
 /// or closed: on every request.
 fn filter_for(directives: &str) -> (Option<Targets>, Option<EnvFilter>) {
     // What EnvFilter cannot read falls back to the default, as it always has.
-    let directives = if EnvFilter::try_new(directives).is_ok() {
-        directives
-    } else {
-        DEFAULT_DIRECTIVES
+    let (directives, env) = match EnvFilter::try_new(directives) {
+        Ok(env) => (directives, env),
+        Err(_) => (DEFAULT_DIRECTIVES, EnvFilter::new(DEFAULT_DIRECTIVES)),
     };
     // Span and field directives are the ones written with brackets and braces.
-    if !directives.contains(['[', ']', '{', '}'])
-        && let Ok(targets) = directives.parse::<Targets>()
-    {
-        return (Some(targets), None);
+    match directives.parse::<Targets>() {
+        Ok(targets) if !directives.contains(['[', ']', '{', '}']) => (Some(targets), None),
+        _ => (None, Some(env)),
     }
-    (None, Some(EnvFilter::new(directives)))
 }
 
 /// Install the global subscriber. Keep the guard alive until exit: dropping it flushes.
