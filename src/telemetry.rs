@@ -27,9 +27,18 @@ fn filter_for(directives: &str) -> (Option<Targets>, Option<EnvFilter>) {
         Err(_) => (DEFAULT_DIRECTIVES, EnvFilter::new(DEFAULT_DIRECTIVES)),
     };
     // Span and field directives are the ones written with brackets and braces.
-    match directives.parse::<Targets>() {
-        Ok(targets) if !directives.contains(['[', ']', '{', '}']) => (Some(targets), None),
-        _ => (None, Some(env)),
+    if directives.contains(['[', ']', '{', '}']) {
+        return (None, Some(env));
+    }
+    // EnvFilter skips empty directives (`info,`, or an empty RUST_LOG: nothing at all);
+    // Targets would read each as "errors only".
+    let listed: Vec<&str> = directives.split(',').filter(|d| !d.is_empty()).collect();
+    if listed.is_empty() {
+        return (Some(Targets::new()), None);
+    }
+    match listed.join(",").parse::<Targets>() {
+        Ok(targets) => (Some(targets), None),
+        Err(_) => (None, Some(env)),
     }
 }
 
@@ -78,6 +87,7 @@ pub fn init(format: LogFormat) -> WorkerGuard {
 #[cfg(test)]
 mod tests {
     use tracing::Level;
+    use tracing_subscriber::Registry;
     use tracing_subscriber::filter::LevelFilter;
 
     use super::*;
@@ -121,5 +131,55 @@ mod tests {
         let t = targets("info,[unclosed=");
         assert!(t.would_enable("signpost::http", &Level::INFO));
         assert!(!t.would_enable("s3s::ops", &Level::ERROR));
+    }
+
+    /// Every level of a few targets: what a subscriber with this filter lets through.
+    fn enabled(filter: impl tracing_subscriber::Layer<Registry> + Send + Sync) -> Vec<bool> {
+        macro_rules! probe {
+            ($($target:literal),*) => {
+                vec![$(
+                    tracing::event_enabled!(target: $target, Level::ERROR),
+                    tracing::event_enabled!(target: $target, Level::WARN),
+                    tracing::event_enabled!(target: $target, Level::INFO),
+                    tracing::event_enabled!(target: $target, Level::DEBUG),
+                    tracing::event_enabled!(target: $target, Level::TRACE),
+                )*]
+            };
+        }
+        tracing::subscriber::with_default(Registry::default().with(filter), || {
+            probe!(
+                "signpost::http",
+                "signpost::web",
+                "s3s::ops",
+                "s3s::service",
+                "other"
+            )
+        })
+    }
+
+    /// Targets stands in for EnvFilter only where both let the same events through.
+    #[test]
+    fn targets_enable_what_env_filter_enables() {
+        for directives in [
+            DEFAULT_DIRECTIVES,
+            "",
+            ",",
+            "info,",
+            ",warn,,s3s=debug,",
+            "signpost",
+            "signpost::http",
+            "INFO",
+            "5",
+            "off",
+            "debug,s3s=warn",
+            "s3s::ops=off,info",
+            "info,signpost=trace,signpost::web=warn",
+        ] {
+            let (Some(targets), None) = filter_for(directives) else {
+                panic!("{directives:?} is a target list");
+            };
+            let env = EnvFilter::try_new(directives).expect("EnvFilter reads it");
+            assert_eq!(enabled(targets), enabled(env), "{directives:?}");
+        }
     }
 }
