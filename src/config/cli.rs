@@ -1,0 +1,324 @@
+//! The command line: subcommands and flags, each flag with an environment variable (the
+//! standard AWS names where one exists). Nothing here is validated: [`Settings`] does that.
+//!
+//! [`Settings`]: super::Settings
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::defaults::DEFAULTS;
+use crate::secret::Secret;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "signpost",
+    version,
+    about = "Browser uploads straight into an S3 bucket, signed by the server",
+    long_about = "Browser uploads straight into an S3 bucket, signed by the server.\n\n\
+        With no endpoint and no bucket configured, signpost runs its own S3-compatible \
+        store in-process (data under --data-dir)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the web server (and the embedded store when configured so). The default.
+    Serve,
+    /// Print signed POST fields as JSON, for a script or `curl -F`.
+    Presign(PresignArgs),
+    /// Apply (or print) a CORS rule that lets the site's origin POST to the bucket.
+    Cors(CorsArgs),
+    /// Diagnose the configuration: endpoint, credentials, clock, a real upload, CORS.
+    Check,
+    /// Print the events signpost would deliver, as JSON lines.
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PresignArgs {
+    /// Original file name (reduced to a safe form for the key).
+    #[arg(long)]
+    pub filename: String,
+    /// Exact image type, e.g. image/png.
+    #[arg(long = "content-type")]
+    pub content_type: String,
+    /// File size in bytes (checked against --max-bytes).
+    #[arg(long)]
+    pub size: Option<u64>,
+    #[arg(long)]
+    pub width: Option<u32>,
+    #[arg(long)]
+    pub height: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CorsArgs {
+    /// Print the rule without applying it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// Only objects uploaded at or after this time (RFC 3339, e.g. 2026-01-01T00:00:00Z).
+    #[arg(long)]
+    pub since: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignatureArg {
+    V4,
+    V2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckpointArg {
+    /// A file in --data-dir.
+    File,
+    /// An object in the bucket, shared by every instance.
+    Bucket,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The raw flags. Every field has a flag and an environment variable; secrets are hidden
+/// from `--help`'s env display.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address of the web server.
+    #[arg(
+        long,
+        env = "SIGNPOST_BIND",
+        default_value = DEFAULTS.bind,
+        global = true
+    )]
+    pub bind: SocketAddr,
+    /// Public origin of the site (redirect target, CORS origin). Default: http://BIND.
+    #[arg(long, env = "SIGNPOST_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Data directory of the embedded store (and the notification checkpoint).
+    #[arg(
+        long,
+        env = "SIGNPOST_DATA_DIR",
+        default_value = DEFAULTS.data_dir,
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Address of the embedded S3 store.
+    #[arg(
+        long,
+        env = "SIGNPOST_EMBEDDED_S3_BIND",
+        default_value = DEFAULTS.embedded_s3_bind,
+        global = true
+    )]
+    pub embedded_s3_bind: SocketAddr,
+    /// S3 endpoint (path-style), e.g. http://127.0.0.1:3900 for Garage. Unset for AWS.
+    /// Falls back to AWS_ENDPOINT_URL.
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3", global = true)]
+    pub s3_endpoint: Option<String>,
+    /// Bucket to upload into. Unset (with no endpoint): the embedded store.
+    #[arg(long, env = "SIGNPOST_S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+    /// Region of the bucket. Falls back to AWS_DEFAULT_REGION, then us-east-1 for custom
+    /// endpoints.
+    #[arg(long, env = "AWS_REGION", global = true)]
+    pub s3_region: Option<String>,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true, global = true)]
+    pub access_key_id: Option<String>,
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub secret_access_key: Option<Secret>,
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true, global = true)]
+    pub session_token: Option<Secret>,
+    /// Signature version of the upload form.
+    #[arg(
+        long,
+        env = "SIGNPOST_SIGNATURE",
+        value_enum,
+        default_value = "v4",
+        global = true
+    )]
+    pub signature: SignatureArg,
+    /// Key prefix of every upload.
+    #[arg(
+        long,
+        env = "SIGNPOST_KEY_PREFIX",
+        default_value = DEFAULTS.key_prefix,
+        global = true
+    )]
+    pub key_prefix: String,
+    /// Largest upload, in bytes.
+    #[arg(long, env = "SIGNPOST_MAX_BYTES", default_value_t = DEFAULTS.max_bytes, global = true)]
+    pub max_bytes: u64,
+    /// Lifetime of a signed form, in seconds.
+    #[arg(
+        long,
+        env = "SIGNPOST_POLICY_TTL_SECS",
+        default_value_t = DEFAULTS.policy_ttl_secs,
+        global = true
+    )]
+    pub policy_ttl_secs: u64,
+    /// Canned ACL to set on uploads (e.g. public-read). Unset: none (buckets made since
+    /// 2023 refuse ACLs).
+    #[arg(long, env = "SIGNPOST_ACL", global = true)]
+    pub acl: Option<String>,
+    /// Image types accepted, comma-separated.
+    #[arg(
+        long,
+        env = "SIGNPOST_ALLOWED_TYPES",
+        value_delimiter = ',',
+        default_value = DEFAULTS.allowed_types,
+        global = true
+    )]
+    pub allowed_types: Vec<String>,
+    /// Public base URL of the bucket's objects (e.g. a CDN). Unset: presigned GET URLs.
+    #[arg(long, env = "SIGNPOST_PUBLIC_BASE_URL", global = true)]
+    pub public_base_url: Option<String>,
+    /// Connect timeout of every S3 request, in milliseconds.
+    #[arg(
+        long,
+        env = "SIGNPOST_S3_CONNECT_TIMEOUT_MS",
+        default_value_t = DEFAULTS.s3_connect_timeout_ms,
+        global = true
+    )]
+    pub s3_connect_timeout_ms: u64,
+    /// Total timeout of every S3 request, in milliseconds.
+    #[arg(
+        long,
+        env = "SIGNPOST_S3_TIMEOUT_MS",
+        default_value_t = DEFAULTS.s3_timeout_ms,
+        global = true
+    )]
+    pub s3_timeout_ms: u64,
+    /// Signatures per minute per client address (off when unset).
+    #[arg(long, env = "SIGNPOST_SIGN_RATE_PER_MINUTE", global = true)]
+    pub sign_rate_per_minute: Option<u32>,
+    /// Trust X-Forwarded-For for the client address (behind a reverse proxy only).
+    #[arg(long, env = "SIGNPOST_TRUST_PROXY", global = true)]
+    pub trust_proxy: bool,
+    /// URL that receives one signed JSON event per confirmed upload.
+    #[arg(long, env = "SIGNPOST_NOTIFY_URL", global = true)]
+    pub notify_url: Option<String>,
+    /// Secret of the events' HMAC-SHA256 signature.
+    #[arg(
+        long,
+        env = "SIGNPOST_NOTIFY_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub notify_secret: Option<Secret>,
+    /// Seconds between two sweeps of the bucket for undelivered uploads.
+    #[arg(
+        long,
+        env = "SIGNPOST_NOTIFY_SWEEP_SECS",
+        default_value_t = DEFAULTS.notify_sweep_secs,
+        global = true
+    )]
+    pub notify_sweep_secs: u64,
+    /// Where the delivery checkpoint lives.
+    #[arg(
+        long,
+        env = "SIGNPOST_NOTIFY_CHECKPOINT",
+        value_enum,
+        default_value = "file",
+        global = true
+    )]
+    pub notify_checkpoint: CheckpointArg,
+    /// Seconds in-flight requests get to finish on shutdown.
+    #[arg(
+        long,
+        env = "SIGNPOST_SHUTDOWN_GRACE_SECS",
+        default_value_t = DEFAULTS.shutdown_grace_secs,
+        global = true
+    )]
+    pub shutdown_grace_secs: u64,
+    /// The folder of the site's static files (upload.js, style.css). Default: the `static/`
+    /// folder of the source tree this binary was built from; an installed binary needs it.
+    #[arg(long, env = "SIGNPOST_STATIC_DIR", default_value = DEFAULTS.static_dir, global = true)]
+    pub static_dir: PathBuf,
+    /// Log format.
+    #[arg(
+        long,
+        env = "SIGNPOST_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The defaults, with no environment read: a base for tests and tools.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        // The defaults are valid addresses: a test of this module parses them.
+        let addr = |s: &str| s.parse().expect("the default addresses parse");
+        Self {
+            bind: addr(DEFAULTS.bind),
+            public_url: None,
+            data_dir: data_dir.into(),
+            embedded_s3_bind: addr(DEFAULTS.embedded_s3_bind),
+            s3_endpoint: None,
+            s3_bucket: None,
+            s3_region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            signature: SignatureArg::V4,
+            key_prefix: DEFAULTS.key_prefix.into(),
+            max_bytes: DEFAULTS.max_bytes,
+            policy_ttl_secs: DEFAULTS.policy_ttl_secs,
+            acl: None,
+            allowed_types: DEFAULTS
+                .allowed_types
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
+            public_base_url: None,
+            s3_connect_timeout_ms: DEFAULTS.s3_connect_timeout_ms,
+            s3_timeout_ms: DEFAULTS.s3_timeout_ms,
+            sign_rate_per_minute: None,
+            trust_proxy: false,
+            notify_url: None,
+            notify_secret: None,
+            notify_sweep_secs: DEFAULTS.notify_sweep_secs,
+            notify_checkpoint: CheckpointArg::File,
+            shutdown_grace_secs: DEFAULTS.shutdown_grace_secs,
+            log_format: LogFormat::Text,
+            static_dir: DEFAULTS.static_dir.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_config_is_what_an_empty_command_line_gives() {
+        // No SIGNPOST_*/AWS_* variables are set in the test environment for these flags.
+        let parsed = Cli::try_parse_from(["signpost", "--data-dir", "/tmp/x"]).unwrap();
+        let base = Config::embedded("/tmp/x");
+        assert_eq!(format!("{:?}", parsed.config), format!("{base:?}"));
+    }
+
+    #[test]
+    fn an_unknown_signature_version_is_refused_by_the_parser() {
+        let e = Cli::try_parse_from(["signpost", "--signature", "v3"]).unwrap_err();
+        assert!(e.to_string().contains("v4"), "{e}");
+    }
+}

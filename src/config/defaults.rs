@@ -1,0 +1,49 @@
+//! Every default, written once: the command line's defaults and [`Config::embedded`] (the
+//! base of tests and tools) both read them from here.
+//!
+//! [`Config::embedded`]: super::Config::embedded
+
+/// The defaults of the flags, and the limits the validation holds them to.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub bind: &'static str,
+    pub data_dir: &'static str,
+    pub embedded_s3_bind: &'static str,
+    /// The bucket of the embedded store.
+    pub embedded_bucket: &'static str,
+    /// The region signed for custom endpoints and the embedded store.
+    pub region: &'static str,
+    pub key_prefix: &'static str,
+    pub max_bytes: u64,
+    /// Largest upload the embedded store accepts: s3s holds a POSTed file in memory.
+    pub embedded_max_bytes: u64,
+    /// S3's own limit for a single POST.
+    pub s3_max_bytes: u64,
+    pub policy_ttl_secs: u64,
+    pub allowed_types: &'static str,
+    pub s3_connect_timeout_ms: u64,
+    pub s3_timeout_ms: u64,
+    pub notify_sweep_secs: u64,
+    pub shutdown_grace_secs: u64,
+    /// The source tree's `static/`, known at build time: `cargo run` works from any folder.
+    pub static_dir: &'static str,
+}
+
+pub const DEFAULTS: Defaults = Defaults {
+    bind: "127.0.0.1:8080",
+    data_dir: "./data",
+    embedded_s3_bind: "127.0.0.1:9000",
+    embedded_bucket: "signpost",
+    region: "us-east-1",
+    key_prefix: "uploads/",
+    max_bytes: 10 * 1024 * 1024,
+    embedded_max_bytes: 100 * 1024 * 1024,
+    s3_max_bytes: 5 * 1024 * 1024 * 1024,
+    policy_ttl_secs: 600,
+    allowed_types: "image/jpeg,image/png,image/gif,image/webp,image/avif",
+    s3_connect_timeout_ms: 1000,
+    s3_timeout_ms: 3000,
+    notify_sweep_secs: 30,
+    shutdown_grace_secs: 10,
+    static_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
+};

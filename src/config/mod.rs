@@ -1,0 +1,13 @@
+//! Configuration: the command line ([`cli`]: flags with environment fallbacks, the standard
+//! AWS names where one exists), validated once at start into one typed [`Settings`]. Every
+//! default is written once, in [`DEFAULTS`].
+
+mod cli;
+mod defaults;
+mod settings;
+
+pub use cli::{
+    CheckpointArg, Cli, Command, Config, CorsArgs, EventsArgs, LogFormat, PresignArgs, SignatureArg,
+};
+pub use defaults::{DEFAULTS, Defaults};
+pub use settings::{ConfigError, NotifySettings, Settings, StoreSettings};

@@ -1,0 +1,523 @@
+//! The typed, validated configuration: one [`Settings`], made once at start from the raw
+//! [`Config`], one validator per section. Every mistake is reported with what to do about it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use super::cli::{CheckpointArg, Config, LogFormat, SignatureArg};
+use super::defaults::DEFAULTS;
+use crate::policy::Version;
+use crate::secret::{Credentials, Secret};
+use crate::upload::{ImageType, KeyPrefix, Limits};
+
+/// Where the objects live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    /// s3s-fs in-process, on a loopback address by default.
+    Embedded { bind: SocketAddr },
+    /// An S3-compatible endpoint, path-style (Garage, MinIO, Ceph, …).
+    Endpoint { url: Url },
+    /// AWS S3 itself, regional virtual-hosted URLs.
+    Aws,
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    pub url: Url,
+    pub secret: Secret,
+    pub sweep: Duration,
+    pub checkpoint: CheckpointArg,
+}
+
+/// The validated configuration. `Debug` is safe to log: secrets print redacted.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    /// `None`: derived from the bound address at start.
+    pub public_url: Option<Url>,
+    pub data_dir: PathBuf,
+    pub store: StoreSettings,
+    pub bucket: String,
+    pub region: String,
+    /// `None` for the embedded store without environment credentials: generated on first
+    /// start and kept in the data dir.
+    pub credentials: Option<Credentials>,
+    pub signature: Version,
+    pub prefix: KeyPrefix,
+    pub limits: Limits,
+    pub policy_ttl: Duration,
+    pub acl: Option<String>,
+    pub public_base_url: Option<Url>,
+    pub s3_connect_timeout: Duration,
+    pub s3_timeout: Duration,
+    pub sign_rate_per_minute: Option<u32>,
+    pub trust_proxy: bool,
+    pub notify: Option<NotifySettings>,
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+    /// Checked at start: the folder exists and holds the page's script and style sheet.
+    pub static_dir: PathBuf,
+}
+
+/// A configuration mistake, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+fn non_empty_secret(v: Option<Secret>) -> Option<Secret> {
+    v.map(|s| Secret::new(s.expose().trim()))
+        .filter(|s| !s.expose().is_empty())
+}
+
+fn parse_http_url(what: &str, flag: &str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw)
+        .map_err(|e| ConfigError(format!("{flag}: {what} {raw:?} is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return err(format!(
+            "{flag}: {what} must start with http:// or https:// (got {raw:?})"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return err(format!("{flag}: {what} {raw:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return err(format!(
+            "{flag}: {what} must not have a query or a fragment (got {raw:?})"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return err(format!(
+            "{flag}: {what} must not carry a user name or password"
+        ));
+    }
+    Ok(url)
+}
+
+fn validate_bucket(name: &str) -> Result<(), ConfigError> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let ok_ends = name
+        .bytes()
+        .next()
+        .zip(name.bytes().last())
+        .is_some_and(|(a, z)| a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric());
+    if !(3..=63).contains(&name.len()) || !ok_chars || !ok_ends || name.contains("..") {
+        return err(format!(
+            "--s3-bucket: {name:?} is not a valid bucket name (3 to 63 lowercase letters, digits, `.` and `-`)"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_region(region: &str) -> Result<(), ConfigError> {
+    if region.is_empty()
+        || region.len() > 32
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return err(format!(
+            "--s3-region: {region:?} is not a region name (e.g. eu-west-1)"
+        ));
+    }
+    Ok(())
+}
+
+/// The store section: where the bucket is, and the credentials for it.
+struct Store {
+    store: StoreSettings,
+    bucket: String,
+    region: String,
+    credentials: Option<Credentials>,
+}
+
+fn credentials(c: &Config) -> Result<Option<Credentials>, ConfigError> {
+    let access = non_empty(c.access_key_id.clone());
+    let secret = non_empty_secret(c.secret_access_key.clone());
+    let token = non_empty_secret(c.session_token.clone());
+    match (access, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: token,
+        })),
+        (Some(_), None) => {
+            err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both")
+        }
+        (None, Some(_)) => {
+            err("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not: set both")
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn store(
+    c: &Config,
+    env_endpoint: Option<String>,
+    env_region: Option<String>,
+) -> Result<Store, ConfigError> {
+    let endpoint = non_empty(c.s3_endpoint.clone()).or_else(|| non_empty(env_endpoint));
+    let bucket = non_empty(c.s3_bucket.clone());
+    let region = non_empty(c.s3_region.clone()).or_else(|| non_empty(env_region));
+    let credentials = credentials(c)?;
+    let default_region = || DEFAULTS.region.to_owned();
+
+    let (store, bucket, region) = match (endpoint, bucket) {
+        (None, None) => {
+            if c.embedded_s3_bind == c.bind && c.bind.port() != 0 {
+                return err(format!(
+                    "--embedded-s3-bind and --bind are both {}: give the embedded store its own port",
+                    c.bind
+                ));
+            }
+            (
+                StoreSettings::Embedded {
+                    bind: c.embedded_s3_bind,
+                },
+                DEFAULTS.embedded_bucket.to_owned(),
+                region.unwrap_or_else(default_region),
+            )
+        }
+        (Some(_), None) => {
+            return err(
+                "--s3-endpoint is set but --s3-bucket (SIGNPOST_S3_BUCKET) is not: name the bucket",
+            );
+        }
+        (Some(raw), Some(bucket)) => {
+            let url = parse_http_url("the endpoint", "--s3-endpoint", &raw)?;
+            validate_bucket(&bucket)?;
+            (
+                StoreSettings::Endpoint { url },
+                bucket,
+                region.unwrap_or_else(default_region),
+            )
+        }
+        (None, Some(bucket)) => {
+            validate_bucket(&bucket)?;
+            let Some(region) = region else {
+                return err(
+                    "--s3-bucket is set without --s3-endpoint (AWS S3), so the region is needed: set --s3-region or AWS_REGION",
+                );
+            };
+            (StoreSettings::Aws, bucket, region)
+        }
+    };
+    validate_region(&region)?;
+    if !matches!(store, StoreSettings::Embedded { .. }) && credentials.is_none() {
+        return err(format!(
+            "bucket {bucket:?} is configured but no credentials are: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ));
+    }
+    if c.s3_connect_timeout_ms == 0 || c.s3_timeout_ms == 0 || c.s3_timeout_ms > 60_000 {
+        return err("--s3-connect-timeout-ms and --s3-timeout-ms must be between 1 and 60000");
+    }
+    Ok(Store {
+        store,
+        bucket,
+        region,
+        credentials,
+    })
+}
+
+/// The site section: its public URL and the public URL of the bucket's objects.
+fn public_urls(c: &Config) -> Result<(Option<Url>, Option<Url>), ConfigError> {
+    let public_url = match non_empty(c.public_url.clone()) {
+        None => None,
+        Some(raw) => {
+            let url = parse_http_url("the public URL", "--public-url", &raw)?;
+            if url.path() != "/" {
+                return err(format!(
+                    "--public-url: give the site's origin only, like https://uploads.example.com (got {raw:?})"
+                ));
+            }
+            Some(url)
+        }
+    };
+    let public_base_url = match non_empty(c.public_base_url.clone()) {
+        None => None,
+        Some(raw) => {
+            let mut url = parse_http_url("the public base URL", "--public-base-url", &raw)?;
+            if !url.path().ends_with('/') {
+                let path = format!("{}/", url.path());
+                url.set_path(&path);
+            }
+            Some(url)
+        }
+    };
+    Ok((public_url, public_base_url))
+}
+
+/// The uploads section: what may be uploaded, under which keys, for how long a form lasts.
+struct Uploads {
+    prefix: KeyPrefix,
+    limits: Limits,
+    policy_ttl: Duration,
+    acl: Option<String>,
+}
+
+fn allowed_types(raw: &[String]) -> Result<Vec<ImageType>, ConfigError> {
+    let mut allowed = Vec::new();
+    for raw in raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if raw.eq_ignore_ascii_case("image/svg+xml") {
+            return err(
+                "--allowed-types: image/svg+xml is refused: an SVG served inline runs scripts",
+            );
+        }
+        let Some(t) = ImageType::from_mime(raw) else {
+            return err(format!(
+                "--allowed-types: {raw:?} is not one of image/jpeg, image/png, image/gif, image/webp, image/avif"
+            ));
+        };
+        if !allowed.contains(&t) {
+            allowed.push(t);
+        }
+    }
+    if allowed.is_empty() {
+        return err("--allowed-types: allow at least one image type");
+    }
+    Ok(allowed)
+}
+
+fn uploads(c: &Config, store: &StoreSettings) -> Result<Uploads, ConfigError> {
+    let prefix = KeyPrefix::parse(c.key_prefix.trim())
+        .map_err(|e| ConfigError(format!("--key-prefix: {e}")))?;
+    let allowed = allowed_types(&c.allowed_types)?;
+
+    let embedded = matches!(store, StoreSettings::Embedded { .. });
+    let max_cap = if embedded {
+        DEFAULTS.embedded_max_bytes
+    } else {
+        DEFAULTS.s3_max_bytes
+    };
+    if c.max_bytes == 0 {
+        return err("--max-bytes must be at least 1");
+    }
+    if c.max_bytes > max_cap {
+        return err(format!(
+            "--max-bytes {} is above {max_cap}, the most {} accepts in one POST",
+            c.max_bytes,
+            if embedded {
+                "the embedded store (which holds a POSTed file in memory)"
+            } else {
+                "S3"
+            }
+        ));
+    }
+    if !(10..=7 * 24 * 3600).contains(&c.policy_ttl_secs) {
+        return err(
+            "--policy-ttl-secs must be between 10 seconds and 7 days (the default, 600, suits most sites)",
+        );
+    }
+    if let Some(acl) = &c.acl {
+        const CANNED: [&str; 6] = [
+            "private",
+            "public-read",
+            "public-read-write",
+            "authenticated-read",
+            "bucket-owner-read",
+            "bucket-owner-full-control",
+        ];
+        if !CANNED.contains(&acl.as_str()) {
+            return err(format!(
+                "--acl: {acl:?} is not a canned ACL ({})",
+                CANNED.join(", ")
+            ));
+        }
+    }
+    Ok(Uploads {
+        prefix,
+        limits: Limits {
+            allowed,
+            max_bytes: c.max_bytes,
+        },
+        policy_ttl: Duration::from_secs(c.policy_ttl_secs),
+        acl: c.acl.clone(),
+    })
+}
+
+/// The events section.
+fn notify(c: &Config) -> Result<Option<NotifySettings>, ConfigError> {
+    match (
+        non_empty(c.notify_url.clone()),
+        non_empty_secret(c.notify_secret.clone()),
+    ) {
+        (None, None) => Ok(None),
+        (Some(_), None) => {
+            err("--notify-url is set but --notify-secret is not: events must be signed")
+        }
+        (None, Some(_)) => err("--notify-secret is set but --notify-url is not"),
+        (Some(raw), Some(secret)) => {
+            if secret.expose().chars().count() < 16 {
+                return err("--notify-secret must be at least 16 characters");
+            }
+            if c.notify_sweep_secs == 0 {
+                return err("--notify-sweep-secs must be at least 1");
+            }
+            Ok(Some(NotifySettings {
+                url: parse_http_url("the notification URL", "--notify-url", &raw)?,
+                secret,
+                sweep: Duration::from_secs(c.notify_sweep_secs),
+                checkpoint: c.notify_checkpoint,
+            }))
+        }
+    }
+}
+
+impl Settings {
+    /// Validate the flags. `env_endpoint`/`env_region` are the secondary environment
+    /// variables (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION), passed in so tests need no env.
+    pub fn from_config(
+        c: Config,
+        env_endpoint: Option<String>,
+        env_region: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let store = store(&c, env_endpoint, env_region)?;
+        let (public_url, public_base_url) = public_urls(&c)?;
+        let uploads = uploads(&c, &store.store)?;
+        if c.sign_rate_per_minute == Some(0) {
+            return err(
+                "--sign-rate-per-minute must be at least 1 (leave it unset to turn the limit off)",
+            );
+        }
+        let notify = notify(&c)?;
+
+        Ok(Self {
+            bind: c.bind,
+            public_url,
+            data_dir: c.data_dir,
+            store: store.store,
+            bucket: store.bucket,
+            region: store.region,
+            credentials: store.credentials,
+            signature: match c.signature {
+                SignatureArg::V4 => Version::V4,
+                SignatureArg::V2 => Version::V2,
+            },
+            prefix: uploads.prefix,
+            limits: uploads.limits,
+            policy_ttl: uploads.policy_ttl,
+            acl: uploads.acl,
+            public_base_url,
+            s3_connect_timeout: Duration::from_millis(c.s3_connect_timeout_ms),
+            s3_timeout: Duration::from_millis(c.s3_timeout_ms),
+            sign_rate_per_minute: c.sign_rate_per_minute,
+            trust_proxy: c.trust_proxy,
+            notify,
+            shutdown_grace: Duration::from_secs(c.shutdown_grace_secs),
+            log_format: c.log_format,
+            static_dir: c.static_dir,
+        })
+    }
+
+    /// From the process's flags and environment.
+    pub fn from_env(c: Config) -> Result<Self, ConfigError> {
+        Self::from_config(
+            c,
+            std::env::var("AWS_ENDPOINT_URL").ok(),
+            std::env::var("AWS_DEFAULT_REGION").ok(),
+        )
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.store, StoreSettings::Embedded { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(f: impl FnOnce(&mut Config)) -> Result<Settings, ConfigError> {
+        let mut c = Config::embedded("/tmp/x");
+        f(&mut c);
+        Settings::from_config(c, None, None)
+    }
+
+    fn message(f: impl FnOnce(&mut Config)) -> String {
+        settings(f).unwrap_err().0
+    }
+
+    #[test]
+    fn zero_configuration_is_the_embedded_store() {
+        let s = settings(|_| {}).unwrap();
+        assert!(s.is_embedded());
+        assert_eq!(s.bucket, DEFAULTS.embedded_bucket);
+        assert_eq!(s.signature, Version::V4);
+        assert_eq!(s.limits.allowed, ImageType::ALL.to_vec());
+    }
+
+    #[test]
+    fn each_mistake_has_a_clear_message() {
+        assert!(
+            message(|c| {
+                c.s3_endpoint = Some("ftp://x".into());
+                c.s3_bucket = Some("b-1".into());
+                c.access_key_id = Some("a".into());
+                c.secret_access_key = Some("s".into());
+            })
+            .contains("http://")
+        );
+        assert!(
+            message(|c| {
+                c.s3_endpoint = Some("not a url".into());
+                c.s3_bucket = Some("bucket".into());
+            })
+            .contains("is not a URL")
+        );
+        assert!(
+            message(|c| {
+                c.s3_endpoint = Some("http://127.0.0.1:3900".into());
+                c.s3_bucket = Some("bucket".into());
+            })
+            .contains("no credentials")
+        );
+        assert!(message(|c| c.s3_bucket = Some("bucket".into())).contains("region"));
+        assert!(message(|c| c.s3_endpoint = Some("http://h".into())).contains("--s3-bucket"));
+        assert!(message(|c| c.max_bytes = 0).contains("--max-bytes"));
+        assert!(message(|c| c.allowed_types = vec!["image/svg+xml".into()]).contains("SVG"));
+        assert!(message(|c| c.key_prefix = "/abs".into()).contains("--key-prefix"));
+        assert!(message(|c| c.access_key_id = Some("a".into())).contains("AWS_SECRET_ACCESS_KEY"));
+        assert!(message(|c| c.public_url = Some("http://h/path".into())).contains("origin"));
+        assert!(message(|c| c.acl = Some("everyone".into())).contains("canned ACL"));
+        assert!(message(|c| c.notify_url = Some("http://h/".into())).contains("--notify-secret"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let mut raw = Config::embedded("/tmp/x");
+        raw.secret_access_key = Some("raw-secret-value-789".into());
+        raw.notify_secret = Some("raw-notify-secret-012".into());
+        raw.session_token = Some("raw-token-345".into());
+        let shown = format!("{raw:?}");
+        assert!(
+            !shown.contains("raw-secret-value-789") && !shown.contains("raw-notify-secret-012")
+        );
+        assert!(!shown.contains("raw-token-345"));
+        let s = settings(|c| {
+            c.s3_bucket = Some("my-bucket".into());
+            c.s3_region = Some("eu-west-1".into());
+            c.access_key_id = Some("AKIAEXAMPLE".into());
+            c.secret_access_key = Some("super-secret-value-123".into());
+            c.notify_url = Some("http://h/".into());
+            c.notify_secret = Some("notify-secret-value-456".into());
+        })
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("super-secret-value-123"));
+        assert!(!shown.contains("notify-secret-value-456"));
+        assert!(shown.contains("AKIAEXAMPLE"));
+        assert_eq!(s.store, StoreSettings::Aws);
+    }
+}
