@@ -342,8 +342,7 @@ async fn check_passes_every_step_against_a_running_embedded_store() {
 
     // The test upload left nothing behind.
     let backend =
-        signpost::web::startup::Backend::connect(&settings, &url::Url::parse(&app.base).unwrap())
-            .unwrap();
+        signpost::store::Backend::connect(&settings, &url::Url::parse(&app.base).unwrap()).unwrap();
     let client = signpost::store::S3Client::new(backend.target.clone());
     let left = client
         .list("uploads/.signpost-check/", None, 10)

@@ -23,11 +23,12 @@ use proptest::test_runner::{
     Config as PtConfig, RngAlgorithm, TestCaseError, TestCaseResult, TestRunner,
 };
 use signpost::config::{Config, Settings, SignatureArg};
+use signpost::store::Backend;
 use signpost::store::multipart::form_body;
 use signpost::testdata;
 use signpost::upload::{Clock, Completion, ImageType, UploadRequest, encode_metadata};
 use signpost::web::State;
-use signpost::web::startup::{Backend, app, state};
+use signpost::web::startup::{app, state};
 use url::Url;
 
 use common::{enc, fragment_fields, spawn_with};
@@ -99,14 +100,14 @@ fn upload_one(state: &State) -> (String, String) {
     let fields: Vec<(&str, &str)> = signed
         .fields
         .iter()
-        .map(|(k, v)| (*k, v.as_ref()))
+        .map(|(k, v)| (*k, v.as_str()))
         .collect();
     let (ct, body) = form_body(&fields, "hostile.png", "image/png", &png);
     let sys = actix_web::rt::System::new();
     let text = sys.block_on(async {
         let client = common::client();
         let mut r = client
-            .post(signed.url)
+            .post(&signed.url)
             .insert_header(("content-type", ct))
             .send_body(body)
             .await
@@ -191,6 +192,21 @@ struct Answer {
     body: Bytes,
 }
 
+/// The body as a client reads it: gzip (what the server compresses with) undone.
+fn decoded(headers: &HeaderMap, body: Bytes) -> Bytes {
+    use std::io::Read;
+    match headers.get("content-encoding").map(|v| v.as_bytes()) {
+        Some(b"gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .expect("a valid gzip body");
+            Bytes::from(out)
+        }
+        _ => body,
+    }
+}
+
 /// Send a generated request through the test service (a macro: the service's request
 /// type is actix-http's, which this crate does not name).
 macro_rules! send {
@@ -212,7 +228,7 @@ macro_rules! send {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    let body = atest::read_body(resp).await;
+                    let body = decoded(&headers, atest::read_body(resp).await);
                     Answer {
                         status,
                         headers,
@@ -889,7 +905,7 @@ fn the_gallery_takes_any_request() {
 #[test]
 fn static_files_take_any_request() {
     let env = env(|_| {});
-    let urls = signpost::web::assets::urls();
+    let urls = &env.state.assets;
     let known = vec![
         urls.js.clone(),
         urls.css.clone(),
@@ -1249,10 +1265,7 @@ fn check_signed(fields: &[(String, String)], key: &str, x: &Expect<'_>) -> TestC
         ("bucket", settings.bucket.clone()),
         ("key", key.to_owned()),
         ("Content-Type", mime.to_owned()),
-        (
-            "x-amz-meta-filename",
-            encode_metadata(x.asked_name.trim()).into_owned(),
-        ),
+        ("x-amz-meta-filename", encode_metadata(x.asked_name.trim())),
     ];
     if x.redirect {
         expected.push(("success_action_redirect", format!("{PUBLIC}/uploaded")));
@@ -1508,10 +1521,10 @@ fn ask(env: &Env) -> impl Strategy<Value = Ask> {
 }
 
 impl Ask {
-    fn request(&self) -> UploadRequest<'_> {
+    fn request(&self) -> UploadRequest {
         UploadRequest {
-            filename: self.filename.as_deref().map(Into::into),
-            content_type: self.content_type.as_deref().map(Into::into),
+            filename: self.filename.clone(),
+            content_type: self.content_type.clone(),
             size: self.size,
             width: self.width,
             height: self.height,
@@ -1858,7 +1871,6 @@ async fn json_limits_have_their_codes() {
                 r.body
             );
             assert_eq!(code_of(&r.body), "json_invalid", "{path}");
-            assert!(r.body.contains("not UTF-8"), "{path}: {}", r.body);
         }
         // Wrong method.
         let r = app.get(path).await;

@@ -513,7 +513,8 @@ fn the_secret_stays_out_of_startup_errors() {
 #[test]
 fn debug_output_and_panics_carry_no_secret() {
     use signpost::config::{Config, Settings};
-    use signpost::web::startup::{Backend, state};
+    use signpost::store::Backend;
+    use signpost::web::startup::state;
 
     let dir = tempfile::tempdir().unwrap();
     let secret = format!("DebugSecret{}", uuid::Uuid::new_v4().simple());

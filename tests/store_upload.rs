@@ -2,7 +2,6 @@
 //! loopback. A good form stores the exact bytes; every tampered variant is refused and
 //! leaves nothing behind.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,12 +89,12 @@ fn presigner(env: &Env, secret_override: Option<&str>) -> Presigner {
     }
 }
 
-fn signed<'a>(p: &'a Presigner, name: &str, size: usize) -> SignedUpload<'a> {
+fn signed(p: &Presigner, name: &str, size: usize) -> SignedUpload {
     signed_at(p, name, size, Clock::System)
 }
 
 /// A PNG of `size` bytes, 4 × 3, signed as of `clock`.
-fn signed_at<'a>(p: &'a Presigner, name: &str, size: usize, clock: Clock) -> SignedUpload<'a> {
+fn signed_at(p: &Presigner, name: &str, size: usize, clock: Clock) -> SignedUpload {
     let req = UploadRequest {
         filename: Some(name.into()),
         content_type: Some("image/png".into()),
@@ -104,18 +103,7 @@ fn signed_at<'a>(p: &'a Presigner, name: &str, size: usize, clock: Clock) -> Sig
         height: Some(3),
     };
     let valid = req.validate(&p.limits, true).unwrap();
-    let s = p.presign(&valid, Completion::Created, clock);
-    // The file name is borrowed from this function's request: own the values.
-    SignedUpload {
-        url: &p.form_url,
-        fields: s
-            .fields
-            .into_iter()
-            .map(|(n, v)| (n, Cow::Owned(v.into_owned())))
-            .collect(),
-        expires_at: s.expires_at,
-        resign_at: s.resign_at,
-    }
+    p.presign(&valid, Completion::Created, clock)
 }
 
 async fn post(
@@ -175,7 +163,7 @@ async fn round_trip(version: Version) {
     let p = presigner(&env, None);
     let png = testdata::png(4, 3);
     let s = signed(&p, "photo.png", png.len());
-    let (status, body) = post(&env, s.url, &owned(&s), &png).await;
+    let (status, body) = post(&env, &s.url, &owned(&s), &png).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let stored = env
         .client
@@ -223,12 +211,12 @@ async fn tampered(version: Version) {
     };
 
     // A key outside the signed one.
-    let (st, body) = post(&env, s.url, &set("key", "uploads/evil.png"), &png).await;
+    let (st, body) = post(&env, &s.url, &set("key", "uploads/evil.png"), &png).await;
     assert_refused(st, &body, "InvalidPolicyDocument");
     // Another Content-Type.
     let (st, body) = post(
         &env,
-        s.url,
+        &s.url,
         &set("Content-Type", "image/svg+xml"),
         &testdata::svg_script(),
     )
@@ -237,16 +225,16 @@ async fn tampered(version: Version) {
     // An extra field the policy does not cover.
     let mut extra = base.clone();
     extra.insert(1, ("x-amz-meta-evil".into(), "1".into()));
-    let (st, body) = post(&env, s.url, &extra, &png).await;
+    let (st, body) = post(&env, &s.url, &extra, &png).await;
     assert_refused(st, &body, "not specified in the policy");
     // A file over the limit.
     let big = vec![0u8; 2048];
-    let (st, body) = post(&env, s.url, &base, &big).await;
+    let (st, body) = post(&env, &s.url, &base, &big).await;
     assert_refused(st, &body, "EntityTooLarge");
     // A signature from another secret.
     let other = presigner(&env, Some("another-secret-entirely-0000000000000000"));
     let forged = signed(&other, "photo.png", png.len());
-    let (st, body) = post(&env, s.url, &owned(&forged), &png).await;
+    let (st, body) = post(&env, &s.url, &owned(&forged), &png).await;
     assert_refused(st, &body, "SignatureDoesNotMatch");
     // An expired policy (signed 11 minutes ago with a 10-minute lifetime: inside the
     // store's 15-minute clock window, so the expiry itself is what refuses it).
@@ -256,7 +244,7 @@ async fn tampered(version: Version) {
         png.len(),
         Clock::Fixed(Utc::now() - chrono::Duration::minutes(11)),
     );
-    let (st, body) = post(&env, s.url, &owned(&old), &png).await;
+    let (st, body) = post(&env, &s.url, &owned(&old), &png).await;
     assert_refused(st, &body, "Request has expired");
 
     assert_nothing_stored(&env).await;
@@ -278,7 +266,7 @@ async fn objects_survive_a_restart_of_the_store() {
     let p = presigner(&env, None);
     let png = testdata::png(2, 2);
     let s = signed(&p, "keep.png", png.len());
-    let (status, _) = post(&env, s.url, &owned(&s), &png).await;
+    let (status, _) = post(&env, &s.url, &owned(&s), &png).await;
     assert_eq!(status, StatusCode::CREATED);
     let addr = env.store.as_ref().unwrap().addr();
     env.store.take().unwrap().stop();
@@ -317,6 +305,6 @@ async fn the_stores_clock_window_follows_the_policy_lifetime() {
         png.len(),
         Clock::Fixed(Utc::now() - chrono::Duration::minutes(20)),
     );
-    let (status, body) = post(&env, s.url, &owned(&s), &png).await;
+    let (status, body) = post(&env, &s.url, &owned(&s), &png).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }

@@ -26,8 +26,8 @@ use crate::config::{Settings, StoreSettings};
 use crate::policy::{PostForm, Signer, Version};
 use crate::secret::{Credentials, Secret};
 use crate::store::multipart::form_body;
+use crate::store::{Backend, public_url};
 use crate::store::{S3Client, StoreError, StoreTarget};
-use crate::web::startup::{Backend, public_url};
 
 /// Largest clock difference with the store that passes.
 pub const MAX_SKEW: Duration = Duration::from_secs(5 * 60);

@@ -19,8 +19,8 @@ use md5::{Digest, Md5};
 
 use super::check::{self, Failure};
 use crate::config::{CorsArgs, Settings};
+use crate::store::{Backend, public_url};
 use crate::store::{S3Client, StoreError, StoreTarget};
-use crate::web::startup::{Backend, public_url};
 
 /// Methods the rule allows: the upload itself, and reading the objects back.
 pub const ALLOWED_METHODS: [&str; 3] = ["POST", "GET", "HEAD"];

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::config::{EventsArgs, Settings};
 use crate::notify::Event;
 use crate::notify::sweep::Scanner;
+use crate::store::{Backend, public_url};
 use crate::store::{ConfirmError, OnLie, S3Client, StoreError, confirm};
-use crate::web::startup::{Backend, public_url};
 
 /// What a run printed and skipped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -2,15 +2,14 @@
 //! script or `curl -F` (the file goes last: `-F file=@photo.png`).
 
 use crate::config::{PresignArgs, Settings};
+use crate::store::{Backend, public_url};
 use crate::upload::{Clock, Completion, UploadRequest};
-use crate::web::api::presign_json;
-use crate::web::startup::{Backend, public_url};
 
 /// The JSON, or a message for the user.
 pub fn presign(settings: &Settings, args: &PresignArgs, clock: Clock) -> Result<String, String> {
     let request = UploadRequest {
-        filename: Some(args.filename.as_str().into()),
-        content_type: Some(args.content_type.as_str().into()),
+        filename: Some(args.filename.clone()),
+        content_type: Some(args.content_type.clone()),
         size: args.size,
         width: args.width,
         height: args.height,
@@ -24,5 +23,5 @@ pub fn presign(settings: &Settings, args: &PresignArgs, clock: Clock) -> Result<
         .presigner(settings, &public)
         .map_err(|e| e.to_string())?;
     let signed = presigner.presign(&valid, Completion::Created, clock);
-    Ok(presign_json(&signed))
+    serde_json::to_string(&signed.answer()).map_err(|e| e.to_string())
 }

@@ -16,21 +16,29 @@ pub mod event;
 pub mod signature;
 pub mod sweep;
 
-use actix_web::web;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use event::{Event, event_id};
 pub use signature::{EVENT_ID_HEADER, SIGNATURE_HEADER};
 
-use crate::store::S3Client;
-use crate::web::State;
+use crate::config::Settings;
+use crate::store::{S3Client, StoreTarget};
+use crate::upload::Clock;
 
 /// Start the background sweep when notifications are configured. It runs as a local task
-/// (awc is `!Send`) with its own S3 and HTTP clients; the caller aborts it at shutdown.
-pub fn spawn(state: &web::Data<State>) -> Option<actix_web::rt::task::JoinHandle<()>> {
-    let notify = state.settings.notify.as_ref()?;
-    let wake = state.sweep.clone()?;
-    let store = CheckpointStore::new(&state.settings, notify.checkpoint);
+/// (awc is `!Send`) with its own S3 and HTTP clients; `wake` starts a sweep at once; the
+/// caller aborts it at shutdown.
+pub fn spawn(
+    settings: &Settings,
+    target: Arc<StoreTarget>,
+    clock: Clock,
+    wake: Arc<Notify>,
+) -> Option<actix_web::rt::task::JoinHandle<()>> {
+    let notify = settings.notify.as_ref()?;
+    let store = CheckpointStore::new(settings, notify.checkpoint);
     let deliverer = delivery::Deliverer::new(notify.url.clone(), notify.secret.clone());
     tracing::info!(
         receiver = %deliverer.host(),
@@ -39,15 +47,15 @@ pub fn spawn(state: &web::Data<State>) -> Option<actix_web::rt::task::JoinHandle
         "delivering upload events"
     );
     let sweeper = sweep::Sweeper {
-        client: S3Client::new(state.target.clone()),
+        client: S3Client::new(target),
         deliverer,
         store,
         checkpoint: None,
-        bucket: state.settings.bucket.clone(),
-        prefix: state.settings.prefix.clone(),
-        limits: state.presigner.limits.clone(),
-        clock: state.clock,
-        window: sweep::window(state.settings.policy_ttl),
+        bucket: settings.bucket.clone(),
+        prefix: settings.prefix.clone(),
+        limits: settings.limits.clone(),
+        clock,
+        window: sweep::window(settings.policy_ttl),
     };
     Some(actix_web::rt::spawn(sweep::run(
         sweeper,

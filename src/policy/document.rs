@@ -43,15 +43,6 @@ impl Condition<'_> {
     }
 }
 
-/// `$field`, written straight into the output without an intermediate `String`.
-struct Dollar<'a>(&'a str);
-
-impl Serialize for Dollar<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("${}", self.0))
-    }
-}
-
 impl Serialize for Condition<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -64,14 +55,14 @@ impl Serialize for Condition<'_> {
             Self::Eq { field, value } => {
                 let mut seq = s.serialize_seq(Some(3))?;
                 seq.serialize_element("eq")?;
-                seq.serialize_element(&Dollar(field))?;
+                seq.serialize_element(&format!("${field}"))?;
                 seq.serialize_element(value.as_ref())?;
                 seq.end()
             }
             Self::StartsWith { field, prefix } => {
                 let mut seq = s.serialize_seq(Some(3))?;
                 seq.serialize_element("starts-with")?;
-                seq.serialize_element(&Dollar(field))?;
+                seq.serialize_element(&format!("${field}"))?;
                 seq.serialize_element(prefix.as_ref())?;
                 seq.end()
             }
@@ -90,8 +81,7 @@ struct Expiration(DateTime<Utc>);
 
 impl Serialize for Expiration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // A plain string: `collect_str` would run it through the formatting machinery.
-        s.serialize_str(&super::time::iso8601_millis(self.0))
+        s.collect_str(&self.0.format(super::time::ISO8601_MILLIS))
     }
 }
 
@@ -104,13 +94,9 @@ pub struct PostPolicy<'a> {
 
 impl<'a> PostPolicy<'a> {
     pub fn new(expiration: DateTime<Utc>) -> Self {
-        Self::with_capacity(expiration, 16)
-    }
-
-    pub fn with_capacity(expiration: DateTime<Utc>, conditions: usize) -> Self {
         Self {
             expiration,
-            conditions: Vec::with_capacity(conditions),
+            conditions: Vec::new(),
         }
     }
 
@@ -170,16 +156,8 @@ impl<'a> PostPolicy<'a> {
 
     /// The compact JSON document.
     pub fn to_json(&self) -> Vec<u8> {
-        // 96 bytes of framing plus a generous guess per condition: one allocation in practice.
-        let mut out = Vec::with_capacity(96 + self.conditions.len() * 96);
-        self.write_json(&mut out);
-        out
-    }
-
-    /// Append the compact JSON document to `out`.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Serialising strings and integers into a Vec cannot fail.
-        serde_json::to_writer(out, self).expect("policy serialisation into memory is infallible");
+        // Serialising strings and integers into memory cannot fail.
+        serde_json::to_vec(self).expect("policy serialisation into memory is infallible")
     }
 }
 
@@ -204,7 +182,7 @@ mod tests {
     #[test]
     fn expiration_has_milliseconds_and_z() {
         assert_eq!(
-            crate::policy::time::iso8601_millis(at(2026, 1, 1, 12, 0, 0)).as_str(),
+            crate::policy::time::iso8601_millis(at(2026, 1, 1, 12, 0, 0)),
             "2026-01-01T12:00:00.000Z"
         );
     }

@@ -3,9 +3,8 @@
 //! A [`PostForm`] pairs every field with the condition that covers it, so a field without a
 //! condition cannot be built. [`Signer::sign`] adds the signature fields (and their
 //! conditions), serialises the policy and returns the fields in the order a form must post
-//! them. The `file` field is never among them: it always comes last, after these.
-
-use std::borrow::Cow;
+//! them. The `file` field is never among them: it always comes last, after these. Field names
+//! are the signing code's own literals (`&'static str`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -15,47 +14,38 @@ use super::document::PostPolicy;
 use super::{sigv2, sigv4};
 use crate::secret::Credentials;
 
-/// The fields of an upload form before signing, each with its condition. Values borrow
-/// where they can (the bucket, the redirect URL, constants): signing allocates only what
-/// is new in each form.
+/// The fields of an upload form before signing, each with its condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostForm<'a> {
+pub struct PostForm {
     expiration: DateTime<Utc>,
-    bucket: Option<Cow<'a, str>>,
+    bucket: Option<String>,
     /// In form order. Each must carry exactly its value, unless `prefixes` says otherwise.
-    /// Kept in the shape a [`SignedForm`] holds them: signing adds to this vector.
-    fields: Vec<(&'static str, Cow<'a, str>)>,
+    fields: Vec<(&'static str, String)>,
     /// `["starts-with", "$field", prefix]` rules: a field's index and its prefix (the form
     /// carries a default the user may change, e.g. a `<select>`).
-    prefixes: Vec<(usize, Cow<'static, str>)>,
+    prefixes: Vec<(usize, String)>,
     length: Option<(u64, u64)>,
-    /// Index of the first signature field, once the signer has added them.
-    signature_start: Option<usize>,
 }
 
-impl<'a> PostForm<'a> {
+impl PostForm {
     pub fn new(expiration: DateTime<Utc>) -> Self {
         Self {
             expiration,
             bucket: None,
-            // The most a form carries: seven upload fields (key, ACL, type, completion, name,
-            // width, height) and six of the signature's (algorithm, credential, date, token,
-            // policy, signature). Signing adds to it without growing it.
-            fields: Vec::with_capacity(13),
+            fields: Vec::new(),
             prefixes: Vec::new(),
             length: None,
-            signature_start: None,
         }
     }
 
     /// `{"bucket": name}`: not a form field (the form's URL names the bucket), but S3 checks it.
-    pub fn bucket(&mut self, name: impl Into<Cow<'a, str>>) -> &mut Self {
+    pub fn bucket(&mut self, name: impl Into<String>) -> &mut Self {
         self.bucket = Some(name.into());
         self
     }
 
     /// A field that must carry exactly this value.
-    pub fn field(&mut self, name: &'static str, value: impl Into<Cow<'a, str>>) -> &mut Self {
+    pub fn field(&mut self, name: &'static str, value: impl Into<String>) -> &mut Self {
         self.fields.push((name, value.into()));
         self
     }
@@ -64,8 +54,8 @@ impl<'a> PostForm<'a> {
     pub fn field_starting_with(
         &mut self,
         name: &'static str,
-        value: impl Into<Cow<'a, str>>,
-        prefix: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+        prefix: impl Into<String>,
     ) -> &mut Self {
         self.prefixes.push((self.fields.len(), prefix.into()));
         self.fields.push((name, value.into()));
@@ -82,30 +72,25 @@ impl<'a> PostForm<'a> {
         self.expiration
     }
 
-    /// The policy for these fields, in field order: bucket first, then each field, then the
-    /// length range.
-    fn policy(&self) -> PostPolicy<'_> {
-        let mut p = PostPolicy::with_capacity(self.expiration, self.fields.len() + 2);
+    /// The policy for these fields and the signature's own (`signature_fields`, which must
+    /// equal their values too): bucket first, then each upload field, the length range, then
+    /// the signature's fields.
+    fn policy<'a>(&'a self, signature_fields: &'a [(&'static str, String)]) -> PostPolicy<'a> {
+        let mut p = PostPolicy::new(self.expiration);
         if let Some(bucket) = &self.bucket {
-            p.exact("bucket", bucket.as_ref());
+            p.exact("bucket", bucket.as_str());
         }
-        // The length range goes right after the upload's own fields, before the signature's.
-        let split = self.signature_start.unwrap_or(self.fields.len());
         for (i, (name, value)) in self.fields.iter().enumerate() {
-            if i == split
-                && let Some((min, max)) = self.length
-            {
-                p.content_length_range(min, max);
-            }
             match self.prefixes.iter().find(|(at, _)| *at == i) {
-                Some((_, prefix)) => p.starts_with(*name, prefix.as_ref()),
-                None => p.exact(*name, value.as_ref()),
+                Some((_, prefix)) => p.starts_with(*name, prefix.as_str()),
+                None => p.exact(*name, value.as_str()),
             };
         }
-        if split >= self.fields.len()
-            && let Some((min, max)) = self.length
-        {
+        if let Some((min, max)) = self.length {
             p.content_length_range(min, max);
+        }
+        for (name, value) in signature_fields {
+            p.exact(*name, value.as_str());
         }
         p
     }
@@ -114,19 +99,19 @@ impl<'a> PostForm<'a> {
 /// A signed form: the fields to post, in order, before the `file` field. Names are the
 /// signing code's own literals, so they never need escaping.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedForm<'a> {
-    pub fields: Vec<(&'static str, Cow<'a, str>)>,
+pub struct SignedForm {
+    pub fields: Vec<(&'static str, String)>,
     pub expiration: DateTime<Utc>,
     /// When the signature was made (`x-amz-date` for SigV4).
     pub signed_at: DateTime<Utc>,
 }
 
-impl SignedForm<'_> {
+impl SignedForm {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_ref())
+            .map(|(_, v)| v.as_str())
     }
 
     /// The decoded policy document (for tests and diagnostics).
@@ -148,100 +133,67 @@ pub enum Version {
 pub struct Signer {
     version: Version,
     credentials: Credentials,
-    region: String,
+    /// SigV4's day key, derived once a day.
     keys: sigv4::KeyCache,
 }
 
 impl Signer {
     pub fn new(version: Version, credentials: Credentials, region: impl Into<String>) -> Self {
+        let keys = sigv4::KeyCache::new(
+            credentials.access_key_id.clone(),
+            credentials.secret_access_key.clone(),
+            region,
+        );
         Self {
             version,
             credentials,
-            region: region.into(),
-            keys: sigv4::KeyCache::default(),
+            keys,
         }
     }
 
     /// Add the signature fields and their conditions, then sign.
-    pub fn sign<'a>(&'a self, mut form: PostForm<'a>, now: DateTime<Utc>) -> SignedForm<'a> {
+    pub fn sign(&self, form: PostForm, now: DateTime<Utc>) -> SignedForm {
         let creds = &self.credentials;
-        form.signature_start = Some(form.fields.len());
-        match self.version {
-            Version::V4 => self.keys.with(
-                &creds.access_key_id,
-                creds.secret_access_key.expose(),
-                now,
-                &self.region,
-                |day| {
-                    form.field("x-amz-algorithm", sigv4::ALGORITHM);
-                    form.field("x-amz-credential", day.credential.clone());
-                    form.field("x-amz-date", sigv4::amz_date(now));
-                    if let Some(token) = &creds.session_token {
-                        form.field("x-amz-security-token", token.expose());
-                    }
-                    let policy = encode(&form.policy());
-                    let signature = day.key.sign(policy.as_bytes());
-                    finish(
-                        form,
-                        now,
-                        [("policy", policy), ("x-amz-signature", signature)],
-                    )
-                },
-            ),
+        let mut signature_fields = Vec::new();
+        let (policy, signature) = match self.version {
+            Version::V4 => {
+                let day = self.keys.day(now);
+                signature_fields.push(("x-amz-algorithm", sigv4::ALGORITHM.to_owned()));
+                signature_fields.push(("x-amz-credential", day.credential.clone()));
+                signature_fields.push(("x-amz-date", sigv4::amz_date(now)));
+                if let Some(token) = &creds.session_token {
+                    signature_fields.push(("x-amz-security-token", token.expose().to_owned()));
+                }
+                let policy = encode(&form.policy(&signature_fields));
+                let signature = day.key.sign(policy.as_bytes());
+                (("policy", policy), ("x-amz-signature", signature))
+            }
             Version::V2 => {
                 if let Some(token) = &creds.session_token {
-                    form.field("x-amz-security-token", token.expose());
+                    signature_fields.push(("x-amz-security-token", token.expose().to_owned()));
                 }
-                let policy = encode(&form.policy());
+                let policy = encode(&form.policy(&signature_fields));
                 let signature = sigv2::sign(creds.secret_access_key.expose(), policy.as_bytes());
-                let mut signed = finish(form, now, [("Policy", policy), ("Signature", signature)]);
                 // The access key id is exempt from the policy; the tutorial's form lists it
                 // just before the policy.
-                let at = signed.fields.len() - 2;
-                signed.fields.insert(
-                    at,
-                    (
-                        "AWSAccessKeyId",
-                        Cow::Borrowed(creds.access_key_id.as_str()),
-                    ),
-                );
-                signed
+                signature_fields.push(("AWSAccessKeyId", creds.access_key_id.clone()));
+                (("Policy", policy), ("Signature", signature))
             }
+        };
+        let mut fields = form.fields;
+        fields.extend(signature_fields);
+        fields.extend([policy, signature]);
+        SignedForm {
+            fields,
+            expiration: form.expiration,
+            signed_at: now,
         }
     }
 }
 
+/// The base64 policy document: the string both signature versions sign.
 fn encode(policy: &PostPolicy<'_>) -> String {
-    // The JSON is only an intermediate: each thread reuses one buffer for it.
-    thread_local! {
-        static JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    JSON.with_borrow_mut(|json| {
-        json.clear();
-        policy.write_json(json);
-        // SIMD base64 (the crate s3s already brings): a third of the cost of a scalar
-        // encoder on a policy of ~650 bytes.
-        let encoded = base64_simd::STANDARD.encode_to_string(&json[..]);
-        // A policy is a few hundred bytes; never keep an outsized one around.
-        if json.capacity() > 64 * 1024 {
-            *json = Vec::new();
-        }
-        encoded
-    })
-}
-
-fn finish<'a>(
-    form: PostForm<'a>,
-    now: DateTime<Utc>,
-    tail: [(&'static str, String); 2],
-) -> SignedForm<'a> {
-    let mut fields = form.fields;
-    fields.extend(tail.into_iter().map(|(n, v)| (n, Cow::Owned(v))));
-    SignedForm {
-        fields,
-        expiration: form.expiration,
-        signed_at: now,
-    }
+    STANDARD.encode(policy.to_json())
 }
 
 /// Whether a field name needs no escaping anywhere (`[A-Za-z0-9_-]`): every name a form

@@ -11,6 +11,9 @@ use arc_swap::ArcSwapOption;
 use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::secret::Secret;
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 pub const SERVICE: &str = "s3";
@@ -26,20 +29,7 @@ pub use super::time::{amz_date, scope_date};
 
 /// `AKID/YYYYMMDD/REGION/s3/aws4_request`
 pub fn credential(access_key_id: &str, date: &str, region: &str) -> String {
-    let mut s = String::with_capacity(access_key_id.len() + date.len() + region.len() + 20);
-    for part in [
-        access_key_id,
-        "/",
-        date,
-        "/",
-        region,
-        "/",
-        SERVICE,
-        "/aws4_request",
-    ] {
-        s.push_str(part);
-    }
-    s
+    format!("{access_key_id}/{date}/{region}/{SERVICE}/aws4_request")
 }
 
 /// The derived signing key. Its `Debug` does not show it: it is as good as the secret for
@@ -69,7 +59,8 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     /// `HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`
     pub fn derive(secret: &str, date: &str, region: &str, service: &str) -> Self {
-        let mut seed = Vec::with_capacity(4 + secret.len());
+        // The seed is as good as the secret: wiped when dropped, as rusty-s3 does.
+        let mut seed = Zeroizing::new(Vec::with_capacity(4 + secret.len()));
         seed.extend_from_slice(b"AWS4");
         seed.extend_from_slice(secret.as_bytes());
         let k_date = hmac_sha256(&seed, date.as_bytes());
@@ -89,8 +80,7 @@ impl SigningKey {
     pub fn sign(&self, string_to_sign: &[u8]) -> String {
         let mut mac = self.mac.clone();
         mac.update(string_to_sign);
-        // `hex::encode` collects characters one by one; this writes the 64 bytes at once.
-        hex_simd::encode_to_string(mac.finalize().into_bytes(), hex_simd::AsciiCase::Lower)
+        hex::encode(mac.finalize().into_bytes())
     }
 }
 
@@ -104,45 +94,54 @@ pub struct DayKey {
     pub credential: String,
 }
 
-/// The current day's key, shared by every request without a lock: readers borrow it, and
-/// the first request of a new day swaps in a freshly derived one.
-#[derive(Default)]
+/// The current day's key for one access key and region, shared by every request without a
+/// lock: readers borrow it, and the first request of a new day swaps in a freshly derived one.
 pub struct KeyCache {
+    access_key_id: String,
+    secret: Secret,
+    region: String,
     current: ArcSwapOption<DayKey>,
 }
 
 impl fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyCache")
+        f.debug_struct("KeyCache")
+            .field("access_key_id", &self.access_key_id)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
     }
 }
 
 impl KeyCache {
-    /// Run `f` with the key and credential of `now`'s day. One cache serves one access key
-    /// and region (a [`Signer`](super::Signer)'s).
-    pub fn with<R>(
-        &self,
-        access_key_id: &str,
-        secret: &str,
-        now: DateTime<Utc>,
-        region: &str,
-        f: impl FnOnce(&DayKey) -> R,
-    ) -> R {
-        // A `NaiveDate` compares as one integer: no calendar arithmetic per signature.
+    pub fn new(
+        access_key_id: impl Into<String>,
+        secret: Secret,
+        region: impl Into<String>,
+    ) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            secret,
+            region: region.into(),
+            current: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The key and credential of `now`'s day.
+    pub fn day(&self, now: DateTime<Utc>) -> Arc<DayKey> {
         let day = now.date_naive();
-        if let Some(cached) = self.current.load().as_ref()
+        if let Some(cached) = self.current.load_full()
             && cached.day == day
         {
-            return f(cached);
+            return cached;
         }
         let date = scope_date(now);
         let fresh = Arc::new(DayKey {
             day,
-            key: SigningKey::derive(secret, &date, region, SERVICE),
-            credential: credential(access_key_id, &date, region),
+            key: SigningKey::derive(self.secret.expose(), &date, &self.region, SERVICE),
+            credential: credential(&self.access_key_id, &date, &self.region),
         });
         self.current.store(Some(Arc::clone(&fresh)));
-        f(&fresh)
+        fresh
     }
 }
 
@@ -153,7 +152,7 @@ mod tests {
 
     #[test]
     fn the_cache_derives_again_on_a_new_day() {
-        let cache = KeyCache::default();
+        let cache = KeyCache::new("AKID", Secret::new("secret"), "us-east-1");
         let d1 = Utc
             .with_ymd_and_hms(2015, 12, 29, 23, 59, 59)
             .single()
@@ -163,9 +162,8 @@ mod tests {
             .single()
             .unwrap();
         let get = |t| {
-            cache.with("AKID", "secret", t, "us-east-1", |d| {
-                (d.key.clone(), d.credential.clone())
-            })
+            let d = cache.day(t);
+            (d.key.clone(), d.credential.clone())
         };
         let (k1, c1) = get(d1);
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The S3 glue: where the bucket is, presigned requests over awc with timeouts, and the
 //! embedded s3s-fs store.
 
+mod backend;
 mod client;
 mod confirm;
 pub mod embedded;
@@ -8,6 +9,7 @@ mod error;
 pub mod multipart;
 mod target;
 
+pub use backend::{Backend, BackendError, public_url};
 pub use client::{
     ListedObject, Listing, ObjectHead, ObjectProbe, S3Client, presigned_get, strip_quotes,
 };

@@ -5,7 +5,6 @@
 //! S3's ascending key order lists the newest uploads first without reading the whole bucket.
 //! Keys with other UUIDs (older uploads) stay readable; they simply carry no time.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine;
@@ -126,15 +125,7 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     pub fn new(prefix: &KeyPrefix, id: UploadId, safe_name: &str) -> Self {
-        // Written directly: this runs on every signature.
-        let prefix = prefix.as_str();
-        let mut uuid = Uuid::encode_buffer();
-        let uuid = id.0.hyphenated().encode_lower(&mut uuid);
-        let mut key = String::with_capacity(prefix.len() + uuid.len() + 1 + safe_name.len());
-        key.push_str(prefix);
-        key.push_str(uuid);
-        key.push('/');
-        key.push_str(safe_name);
+        let key = format!("{prefix}{id}/{safe_name}");
         let name_at = key.len() - safe_name.len();
         Self { key, id, name_at }
     }
@@ -225,13 +216,9 @@ fn fold(c: char) -> Option<&'static str> {
 /// accents folded, anything outside `[A-Za-z0-9._-]` turned into `-`, no leading dot, at
 /// most [`MAX_SAFE_NAME`] characters, and an extension that matches the image type.
 pub fn safe_file_name(original: &str, image_type: ImageType) -> String {
-    // Byte searches: `/`, `\\` and `.` are ASCII, so the cuts fall on character boundaries.
-    let base = match original.bytes().rposition(|b| b == b'/' || b == b'\\') {
-        Some(i) => &original[i + 1..],
-        None => original,
-    };
-    let (stem, ext) = match base.bytes().rposition(|b| b == b'.') {
-        Some(i) if i > 0 => (&base[..i], Some(&base[i + 1..])),
+    let base = original.rsplit(['/', '\\']).next().unwrap_or(original);
+    let (stem, ext) = match base.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, Some(ext)),
         _ => (base, None),
     };
     let ext = ext
@@ -243,50 +230,42 @@ pub fn safe_file_name(original: &str, image_type: ImageType) -> String {
         })
         .unwrap_or(&image_type.extensions()[0]);
 
-    // One buffer: the cleaned stem, trimmed in place, then the extension.
-    let mut out = String::with_capacity(stem.len().min(MAX_SAFE_NAME) + 1 + ext.len());
+    let mut cleaned = String::new();
     for c in stem.chars() {
         if c == '.' {
             // A dot inside the stem is kept, but never two in a row (no `..`).
-            if !out.ends_with('.') {
-                out.push(c);
+            if !cleaned.ends_with('.') {
+                cleaned.push(c);
             }
         } else if c != '-' && is_valid_key_char(c) {
-            out.push(c);
+            cleaned.push(c);
         } else if let Some(f) = fold(c) {
-            out.push_str(f);
-        } else if !(out.is_empty() || out.ends_with('-')) {
-            out.push('-');
+            cleaned.push_str(f);
+        } else if !(cleaned.is_empty() || cleaned.ends_with('-')) {
+            cleaned.push('-');
         }
     }
-    // Everything is ASCII now: byte offsets are character offsets.
+    // `cleaned` is ASCII: one character is one byte.
     let trim = |c: char| matches!(c, '-' | '.' | '_');
-    let start = out.len() - out.trim_start_matches(trim).len();
     let max_stem = MAX_SAFE_NAME - 1 - ext.len();
-    let end = start + (out.len() - start).min(max_stem);
-    let end = start + out[start..end].trim_end_matches(trim).len();
-    out.truncate(end);
-    out.drain(..start);
-    if out.is_empty() {
-        out.push_str("image");
-    }
-    out.push('.');
-    out.push_str(ext);
-    out
+    let start = cleaned.trim_start_matches(trim);
+    let stem = start[..start.len().min(max_stem)].trim_end_matches(trim);
+    let stem = if stem.is_empty() { "image" } else { stem };
+    format!("{stem}.{ext}")
 }
 
 /// Encode a user-supplied value for an `x-amz-meta-*` field: S3 metadata travels in HTTP
 /// headers, so anything but printable ASCII is sent as an RFC 2047 encoded word, the way S3
 /// itself returns non-ASCII metadata. A plain value is returned as it is.
-pub fn encode_metadata(value: &str) -> Cow<'_, str> {
+pub fn encode_metadata(value: &str) -> String {
     let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b))
         && !value.starts_with(' ')
         && !value.ends_with(' ')
         && !value.starts_with("=?");
     if plain {
-        Cow::Borrowed(value)
+        value.to_owned()
     } else {
-        Cow::Owned(format!("=?UTF-8?B?{}?=", STANDARD.encode(value)))
+        format!("=?UTF-8?B?{}?=", STANDARD.encode(value))
     }
 }
 
@@ -424,8 +403,7 @@ mod tests {
             let e = encode_metadata(v);
             assert!(e.bytes().all(|b| (0x20..0x7f).contains(&b)), "{e}");
             assert_eq!(decode_metadata(&e), v);
-            // Only a value that needs encoding is copied.
-            assert_eq!(matches!(e, Cow::Borrowed(_)), v == "plain.png", "{v:?}");
+            assert_eq!(e == v, v == "plain.png", "{v:?}");
         }
         assert_eq!(
             decode_metadata("=?UTF-8?Q?Cr=C3=A8me_br=C3=BBl=C3=A9e?="),

@@ -1,10 +1,11 @@
 //! The one code path that signs an upload: the image-meta fragment, the first render of the
 //! page, `POST /api/presign` and `signpost presign` all come through [`Presigner`].
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::ser::SerializeMap;
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -60,28 +61,67 @@ impl Clock {
 }
 
 /// A signed upload: where to post, the fields in order (the file goes after them), and
-/// when to sign again. It borrows what the [`Presigner`] holds (the URL, the bucket...).
+/// when to sign again.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedUpload<'a> {
-    pub url: &'a str,
-    pub fields: Vec<(&'static str, Cow<'a, str>)>,
+pub struct SignedUpload {
+    pub url: String,
+    pub fields: Vec<(&'static str, String)>,
     pub expires_at: DateTime<Utc>,
     /// When a page should ask for a fresh signature: a minute (or a quarter of the lifetime)
     /// before the policy expires or the store's clock-skew window closes.
     pub resign_at: DateTime<Utc>,
 }
 
-impl SignedUpload<'_> {
+impl SignedUpload {
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_ref())
+            .map(|(_, v)| v.as_str())
     }
 
     /// The object key the form uploads to (its `key` field, which every form carries).
     pub fn key(&self) -> &str {
         self.field("key").unwrap_or_default()
+    }
+
+    /// The JSON answer of `POST /api/presign` and `signpost presign`.
+    pub fn answer(&self) -> PresignAnswer<'_> {
+        PresignAnswer {
+            method: "POST",
+            url: &self.url,
+            fields: FormFields(&self.fields),
+            headers: FormFields(&[]),
+            key: self.key(),
+            expires_at: crate::policy::time::iso8601_millis(self.expires_at),
+        }
+    }
+}
+
+/// `{"method","url","fields":{…in form order…},"headers","key","expires_at"}`: the shape
+/// Uppy's `@uppy/aws-s3` (up to version 5) takes from `getUploadParameters`, and boto3's
+/// `generate_presigned_post` returns.
+#[derive(Debug, Serialize)]
+pub struct PresignAnswer<'a> {
+    pub method: &'static str,
+    pub url: &'a str,
+    pub fields: FormFields<'a>,
+    pub headers: FormFields<'a>,
+    pub key: &'a str,
+    pub expires_at: String,
+}
+
+/// Form fields as a JSON object, in form order (the file goes after them).
+#[derive(Debug)]
+pub struct FormFields<'a>(pub &'a [(&'static str, String)]);
+
+impl Serialize for FormFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
     }
 }
 
@@ -101,7 +141,7 @@ pub struct Presigner {
 }
 
 impl Presigner {
-    fn base_form(&self, now: DateTime<Utc>, key: String) -> PostForm<'_> {
+    fn base_form(&self, now: DateTime<Utc>, key: String) -> PostForm {
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
         let mut form = PostForm::new(now + ttl);
         form.bucket(self.bucket.as_str());
@@ -112,7 +152,7 @@ impl Presigner {
         form
     }
 
-    fn complete<'a>(&'a self, form: &mut PostForm<'a>, completion: Completion) {
+    fn complete(&self, form: &mut PostForm, completion: Completion) {
         match completion {
             Completion::Redirect => {
                 form.field("success_action_redirect", self.redirect_url.as_str())
@@ -121,12 +161,12 @@ impl Presigner {
         };
     }
 
-    fn seal<'a>(&'a self, mut form: PostForm<'a>, now: DateTime<Utc>) -> SignedUpload<'a> {
+    fn seal(&self, mut form: PostForm, now: DateTime<Utc>) -> SignedUpload {
         form.content_length_range(1, self.limits.max_bytes);
         let expires_at = form.expiration();
         let signed = self.signer.sign(form, now);
         SignedUpload {
-            url: &self.form_url,
+            url: self.form_url.clone(),
             fields: signed.fields,
             expires_at,
             resign_at: resign_at(now, expires_at),
@@ -135,12 +175,12 @@ impl Presigner {
 
     /// Sign an upload of this validated file. The key is the server's:
     /// `PREFIX + id + "/" + safe name`.
-    pub fn presign<'a>(
-        &'a self,
-        upload: &ValidUpload<'a>,
+    pub fn presign(
+        &self,
+        upload: &ValidUpload,
         completion: Completion,
         clock: Clock,
-    ) -> SignedUpload<'a> {
+    ) -> SignedUpload {
         let now = clock.now();
         let id = clock.upload_id(now, || {
             format!(
@@ -151,20 +191,23 @@ impl Presigner {
         self.presign_with(upload, completion, now, id)
     }
 
-    /// The upload's file name is borrowed when it needs no encoding.
-    pub fn presign_with<'a>(
-        &'a self,
-        upload: &ValidUpload<'a>,
+    /// [`Presigner::presign`] at a given time, with a given id.
+    pub fn presign_with(
+        &self,
+        upload: &ValidUpload,
         completion: Completion,
         now: DateTime<Utc>,
         id: UploadId,
-    ) -> SignedUpload<'a> {
-        let name = safe_file_name(upload.original_name, upload.image_type);
+    ) -> SignedUpload {
+        let name = safe_file_name(&upload.original_name, upload.image_type);
         let key = ObjectKey::new(&self.prefix, id, &name).into_string();
         let mut form = self.base_form(now, key);
         form.field("Content-Type", upload.image_type.mime());
         self.complete(&mut form, completion);
-        form.field("x-amz-meta-filename", encode_metadata(upload.original_name));
+        form.field(
+            "x-amz-meta-filename",
+            encode_metadata(&upload.original_name),
+        );
         if let Some((w, h)) = upload.dimensions {
             form.field("x-amz-meta-width", w.to_string());
             form.field("x-amz-meta-height", h.to_string());
@@ -176,7 +219,7 @@ impl Presigner {
     /// JavaScript, so the type comes from a `<select>` and the policy admits the allowed
     /// types' common prefix. The confirmation step checks the bytes against the stored type
     /// and deletes anything that is not a real image of it (SVG included).
-    pub fn initial(&self, clock: Clock) -> SignedUpload<'_> {
+    pub fn initial(&self, clock: Clock) -> SignedUpload {
         let now = clock.now();
         let id = clock.upload_id(now, || "initial");
         let default = self
@@ -297,7 +340,7 @@ mod tests {
         let p = presigner(Version::V4);
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap();
         let upload = ValidUpload {
-            original_name: "cat.png",
+            original_name: "cat.png".into(),
             image_type: ImageType::Png,
             size: Some(10),
             dimensions: None,
@@ -315,7 +358,7 @@ mod tests {
             let mut p = presigner(version);
             p.acl = Some("public-read".into());
             let upload = ValidUpload {
-                original_name: "a.png",
+                original_name: "a.png".into(),
                 image_type: ImageType::Png,
                 size: Some(1),
                 dimensions: Some((1, 1)),

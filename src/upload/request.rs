@@ -2,8 +2,6 @@
 //! One function serves the image-meta fragment, the JSON API and the CLI, so they refuse the
 //! same things with the same codes.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
 use super::ImageType;
@@ -66,36 +64,22 @@ fn format_unit(n: u64, unit: u64, name: &str) -> String {
     }
 }
 
-/// What a client asks to upload, as it arrives (query string, JSON or CLI flags). The
-/// strings borrow from the request where they need no decoding.
+/// What a client asks to upload, as it arrives (query string, JSON or CLI flags).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UploadRequest<'a> {
-    #[serde(borrow, default, deserialize_with = "borrowed")]
-    pub filename: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
-    pub content_type: Option<Cow<'a, str>>,
+pub struct UploadRequest {
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
     pub size: Option<u64>,
     pub width: Option<u32>,
     pub height: Option<u32>,
 }
 
-/// An optional string that borrows from the JSON when it has no escapes: serde borrows a
-/// `Cow` field only when it is not inside an `Option`.
-fn borrowed<'de: 'a, 'a, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Cow<'a, str>>, D::Error> {
-    #[derive(Deserialize)]
-    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
-    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
-}
-
 /// A request that passed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidUpload<'a> {
-    /// The name as the user's machine gave it (control characters refused), borrowed from
-    /// the request.
-    pub original_name: &'a str,
+pub struct ValidUpload {
+    /// The name as the user's machine gave it (trimmed; control characters refused).
+    pub original_name: String,
     pub image_type: ImageType,
     pub size: Option<u64>,
     pub dimensions: Option<(u32, u32)>,
@@ -144,14 +128,14 @@ impl ValidationError {
     }
 }
 
-impl UploadRequest<'_> {
+impl UploadRequest {
     /// Validate against `limits`. `require_size`: the page and the API always know the size;
     /// the CLI may not (the policy's length range still bounds the upload).
     pub fn validate(
         &self,
         limits: &Limits,
         require_size: bool,
-    ) -> Result<ValidUpload<'_>, ValidationError> {
+    ) -> Result<ValidUpload, ValidationError> {
         let name = self.filename.as_deref().map(str::trim).unwrap_or_default();
         if name.is_empty() {
             return Err(ValidationError::FilenameMissing);
@@ -203,7 +187,7 @@ impl UploadRequest<'_> {
         };
 
         Ok(ValidUpload {
-            original_name: name,
+            original_name: name.to_owned(),
             image_type,
             size: self.size,
             dimensions,
@@ -232,25 +216,13 @@ mod tests {
         }
     }
 
-    fn req<'a>(name: &'a str, ty: &'a str, size: u64) -> UploadRequest<'a> {
+    fn req(name: &str, ty: &str, size: u64) -> UploadRequest {
         UploadRequest {
             filename: Some(name.into()),
             content_type: Some(ty.into()),
             size: Some(size),
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn json_strings_borrow_unless_escaped() {
-        let r: UploadRequest =
-            serde_json::from_str(r#"{"filename":"a b.png","content_type":"image\/png"}"#).unwrap();
-        assert!(matches!(r.filename, Some(Cow::Borrowed("a b.png"))));
-        assert!(matches!(r.content_type.as_deref(), Some("image/png")));
-        assert!(matches!(r.content_type, Some(Cow::Owned(_))));
-        let r: UploadRequest = serde_json::from_str(r#"{"filename":null}"#).unwrap();
-        assert_eq!((r.filename, r.content_type), (None, None));
-        assert!(serde_json::from_str::<UploadRequest>(r#"{"filename":1}"#).is_err());
     }
 
     #[test]

@@ -1,166 +1,125 @@
-//! Static assets, compiled into the binary: served with a strong ETag, under a fingerprinted
-//! name with a one-year immutable cache, and gzip-compressed (once, when the application is
-//! built) for clients that accept it.
+//! Static files (`static/`), served by actix-files from `--static-dir`: it brings ETag,
+//! Last-Modified, ranges and conditional GETs. Pages link each file with `?v=` and a hash of
+//! its content, so that a versioned URL can be cached for a year and a changed file gets a
+//! new URL; a plain URL is revalidated.
 
-use std::io::Write;
-use std::sync::LazyLock;
+use std::path::{Path, PathBuf};
 
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse};
-use bytes::Bytes;
+use actix_web::middleware::Next;
 use sha2::{Digest, Sha256};
 
-pub struct Asset {
-    /// `upload.js`
-    name: &'static str,
-    /// `upload.3f2a9c1d.js`
-    fingerprinted: String,
-    content_type: &'static str,
-    identity: Encoded,
-    gzip: Encoded,
+use super::error::{Problem, respond_for_path};
+
+/// The files the pages link to.
+const FILES: [&str; 2] = ["upload.js", "style.css"];
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read {file} in the static folder {}: {source} (set --static-dir or SIGNPOST_STATIC_DIR to signpost's static/ folder)",
+    .dir.display()
+)]
+pub struct AssetsError {
+    dir: PathBuf,
+    file: &'static str,
+    source: std::io::Error,
 }
 
-/// One encoding of an asset. A strong ETag names exact bytes, so each encoding has its own.
-struct Encoded {
-    body: Bytes,
-    etag: HeaderValue,
-}
-
-impl Encoded {
-    fn new(body: Bytes, digest: &str, suffix: &str) -> Self {
-        let etag = format!("\"{digest}{suffix}\"");
-        Self {
-            body,
-            // Hex digits and a suffix of letters: always a valid header value.
-            etag: HeaderValue::from_str(&etag).expect("a hex ETag is a valid header value"),
-        }
-    }
-
-    fn matches(&self, if_none_match: &str) -> bool {
-        if_none_match
-            .split(',')
-            .map(str::trim)
-            .any(|t| t == "*" || t.as_bytes() == self.etag.as_bytes())
-    }
-}
-
-/// The URLs templates link to.
-#[derive(Debug)]
+/// The URLs templates link to, each with its content's version.
+#[derive(Debug, Clone)]
 pub struct AssetUrls {
     pub js: String,
     pub css: String,
 }
 
-struct Assets {
-    files: Vec<Asset>,
-    urls: AssetUrls,
-}
+impl AssetUrls {
+    /// Read the static folder once at start: a missing folder is a start-up error.
+    pub fn load(dir: &Path) -> Result<Self, AssetsError> {
+        let url = |file: &'static str| {
+            let bytes = std::fs::read(dir.join(file)).map_err(|source| AssetsError {
+                dir: dir.to_owned(),
+                file,
+                source,
+            })?;
+            let digest = hex::encode(&Sha256::digest(&bytes)[..4]);
+            Ok(format!("/static/{file}?v={digest}"))
+        };
+        let [js, css] = FILES;
+        Ok(Self {
+            js: url(js)?,
+            css: url(css)?,
+        })
+    }
 
-fn asset(name: &'static str, content_type: &'static str, body: &'static [u8]) -> Asset {
-    let digest = hex::encode(&Sha256::digest(body)[..8]);
-    let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    // Compressing into memory cannot fail.
-    gz.write_all(body).expect("gzip into memory");
-    let gzip = gz.finish().expect("gzip into memory");
-    Asset {
-        name,
-        fingerprinted: format!("{stem}.{}.{ext}", &digest[..8]),
-        content_type,
-        identity: Encoded::new(Bytes::from_static(body), &digest, ""),
-        gzip: Encoded::new(Bytes::from(gzip), &digest, "-gzip"),
+    /// For pages rendered without the application's state (error pages): plain URLs.
+    pub fn unversioned() -> Self {
+        let [js, css] = FILES;
+        Self {
+            js: format!("/static/{js}"),
+            css: format!("/static/{css}"),
+        }
     }
 }
 
-static ASSETS: LazyLock<Assets> = LazyLock::new(|| {
-    let files = vec![
-        asset(
-            "upload.js",
-            "text/javascript; charset=utf-8",
-            include_bytes!("../../static/upload.js"),
-        ),
-        asset(
-            "style.css",
-            "text/css; charset=utf-8",
-            include_bytes!("../../static/style.css"),
-        ),
-    ];
-    let url = |name: &str| {
-        files
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| format!("/static/{}", a.fingerprinted))
-            .unwrap_or_default()
-    };
-    let urls = AssetUrls {
-        js: url("upload.js"),
-        css: url("style.css"),
-    };
-    Assets { files, urls }
-});
-
-pub fn urls() -> &'static AssetUrls {
-    &ASSETS.urls
-}
-
-fn accepts_gzip(req: &HttpRequest) -> bool {
-    req.headers()
-        .get_all(header::ACCEPT_ENCODING)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|enc| {
-            let mut parts = enc.split(';');
-            let name = parts.next().unwrap_or("").trim();
-            let q_zero = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !q_zero
-        })
-}
-
-/// Every asset's paths: `(path, asset, immutable)`, the fingerprinted name (cached for a
-/// year) and the plain one (revalidated). Each gets an exact route, matched by comparing
-/// strings: a `/static/{name}` pattern ran a regex for every request that reached it.
-pub fn routes() -> impl Iterator<Item = (String, &'static Asset, bool)> {
-    ASSETS.files.iter().flat_map(|a| {
-        [
-            (format!("/static/{}", a.fingerprinted), a, true),
-            (format!("/static/{}", a.name), a, false),
-        ]
-    })
-}
-
-/// `GET /static/…`: one asset, as routed by [`routes`].
-pub async fn serve(req: HttpRequest, asset: &'static Asset, immutable: bool) -> HttpResponse {
-    let (encoded, gzip) = if accepts_gzip(&req) {
-        (&asset.gzip, true)
-    } else {
-        (&asset.identity, false)
-    };
-    let not_modified = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| encoded.matches(v));
-    let mut resp = if not_modified {
-        HttpResponse::NotModified().finish()
-    } else {
-        let mut ok = HttpResponse::Ok();
-        if gzip {
-            ok.insert_header((header::CONTENT_ENCODING, "gzip"));
+/// Headers for `/static`: a versioned URL names fixed content, so it is cached for a year;
+/// actix-files' own plain-text errors become the site's error pages.
+pub async fn static_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let versioned = req.query_string().split('&').any(|p| p.starts_with("v="));
+    let res = next.call(req).await?;
+    let status = res.status();
+    let mut res = if status.is_client_error() {
+        let (req, old) = res.into_parts();
+        let problem = match status {
+            StatusCode::NOT_FOUND => Problem::not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => Problem::method_not_allowed(),
+            _ => Problem::new(status, "static_file_refused", "This file cannot be served so."),
+        };
+        let mut page = respond_for_path(req.path(), &problem);
+        for name in [header::CONTENT_RANGE, header::ALLOW] {
+            if let Some(v) = old.headers().get(&name) {
+                page.headers_mut().insert(name, v.clone());
+            }
         }
-        ok.body(encoded.body.clone())
-    };
-    let cache = if immutable {
-        "public, max-age=31536000, immutable"
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            page.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        ServiceResponse::new(req, page)
     } else {
-        "public, no-cache"
+        res.map_into_boxed_body()
     };
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(asset.content_type),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    h.insert(header::ETAG, encoded.etag.clone());
-    resp
+    let value = if versioned && status.is_success() {
+        "public, max-age=31536000, immutable"
+    } else if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        "public, no-cache"
+    } else {
+        "no-store"
+    };
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_trees_files_load_and_a_missing_folder_is_named() {
+        let urls = AssetUrls::load(Path::new(crate::config::DEFAULTS.static_dir)).unwrap();
+        assert!(urls.js.starts_with("/static/upload.js?v="), "{}", urls.js);
+        assert!(urls.css.starts_with("/static/style.css?v="), "{}", urls.css);
+        let e = AssetUrls::load(Path::new("/nonexistent/static")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/nonexistent/static") && msg.contains("--static-dir"),
+            "{msg}"
+        );
+    }
 }

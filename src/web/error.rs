@@ -170,7 +170,7 @@ pub struct Json;
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
-    assets: &'a super::assets::AssetUrls,
+    assets: super::assets::AssetUrls,
     status: u16,
     title: &'a str,
     code: &'a str,
@@ -182,7 +182,7 @@ impl Format for Page {
         super::html(
             p.status,
             &ErrorPage {
-                assets: super::assets::urls(),
+                assets: super::assets::AssetUrls::unversioned(),
                 status: p.status.as_u16(),
                 title: p.title(),
                 code: p.code,

@@ -2,8 +2,6 @@
 //! image-meta partial, freshly signed for the file the user chose. htmx-style: the same
 //! answer with or without `HX-Request`.
 
-use std::borrow::Cow;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -16,19 +14,19 @@ use crate::upload::{Completion, UploadRequest, ValidationError};
 
 #[derive(Template)]
 #[template(path = "partials/image_meta.html")]
-pub struct ImageMetaFragment<'a> {
-    pub meta: MetaView<'a>,
+pub struct ImageMetaFragment {
+    pub meta: MetaView,
 }
 
 fn dimensions_problem() -> Problem {
     ValidationError::DimensionsInvalid.into()
 }
 
-/// Read the upload request from the query string (borrowing its values).
-pub fn upload_request<'q>(q: &'q Query<'_>) -> Result<UploadRequest<'q>, Problem> {
+/// Read the upload request from the query string.
+pub fn upload_request(q: &Query) -> Result<UploadRequest, Problem> {
     Ok(UploadRequest {
-        filename: q.get("filename").map(Cow::Borrowed),
-        content_type: q.get("content_type").map(Cow::Borrowed),
+        filename: q.get("filename").map(str::to_owned),
+        content_type: q.get("content_type").map(str::to_owned),
         size: q.number("size", || {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -41,7 +39,6 @@ pub fn upload_request<'q>(q: &'q Query<'_>) -> Result<UploadRequest<'q>, Problem
     })
 }
 
-// Debug level: signing is the hot path, and the request span already names the route.
 #[tracing::instrument(level = "debug", name = "image_meta", skip_all)]
 pub async fn image_meta(
     req: HttpRequest,

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::StreamExt;
 
-use super::assets::{AssetUrls, urls};
+use super::assets::AssetUrls;
 use super::error::{PageError, Problem};
 use super::query::Query;
 use super::uploaded::UploadView;
@@ -100,7 +100,7 @@ pub async fn gallery(
     let mut resp = html(
         StatusCode::OK,
         &GalleryPage {
-            assets: urls(),
+            assets: &state.assets,
             cards,
             more_url,
             first_page: after.is_none(),

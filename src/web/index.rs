@@ -1,16 +1,14 @@
 //! `GET /`: the upload page. Its first render already carries a signed image-meta partial,
 //! so the form uploads without JavaScript.
 
-use std::borrow::Cow;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::assets::{AssetUrls, urls};
+use super::assets::AssetUrls;
 use super::error::PageError;
 use super::{State, check_rate, html, no_store};
-use crate::policy::time::{Stamp, rfc3339_seconds};
+use crate::policy::time::rfc3339_seconds;
 use crate::upload::{ImageType, SignedUpload};
 
 /// One `<option>` of the no-JavaScript type select.
@@ -22,17 +20,16 @@ pub struct TypeOption {
 
 /// What the image-meta partial shows: the signed fields in policy order, and when to sign
 /// again.
-pub struct MetaView<'a> {
-    /// Names are the signing code's literals: they have nothing to escape (a test checks).
-    pub fields: Vec<(&'static str, Cow<'a, str>)>,
+pub struct MetaView {
+    pub fields: Vec<(&'static str, String)>,
     /// The no-JavaScript type select: the index of the field it stands for, and its options.
     select: Option<(usize, Vec<TypeOption>)>,
-    pub resign_at: Stamp,
+    pub resign_at: String,
 }
 
-impl<'a> MetaView<'a> {
+impl MetaView {
     /// `select`: the allowed types, when the Content-Type is the user's choice (no JS yet).
-    pub fn new(signed: SignedUpload<'a>, select: Option<&[ImageType]>) -> Self {
+    pub fn new(signed: SignedUpload, select: Option<&[ImageType]>) -> Self {
         let select = select.and_then(|types| {
             let at = signed
                 .fields
@@ -63,12 +60,6 @@ impl<'a> MetaView<'a> {
             _ => None,
         }
     }
-
-    /// Whether a value has no character HTML would escape: the template then writes it as it
-    /// is instead of scanning it a second time.
-    pub fn plain(&self, value: &str) -> bool {
-        !super::needs_html_escape(value)
-    }
 }
 
 #[derive(Template)]
@@ -79,7 +70,7 @@ struct IndexPage<'a> {
     accept: &'a str,
     max_bytes: u64,
     form_url: &'a str,
-    meta: MetaView<'a>,
+    meta: MetaView,
 }
 
 #[tracing::instrument(level = "debug", name = "index", skip_all)]
@@ -90,7 +81,7 @@ pub async fn index(req: HttpRequest, state: web::Data<State>) -> Result<HttpResp
     let limits = &state.presigner.limits;
     let select = (limits.allowed.len() > 1).then_some(limits.allowed.as_slice());
     let page = IndexPage {
-        assets: urls(),
+        assets: &state.assets,
         limits_text: &state.limits_text,
         accept: &state.accept,
         max_bytes: limits.max_bytes,

@@ -5,26 +5,25 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_files::Files;
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{
+    Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse, fn_service,
+};
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::middleware::{Compress, DefaultHeaders, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tokio::sync::Notify;
 use url::Url;
 
+use super::assets::{AssetUrls, AssetsError};
 use super::error::{Problem, respond_for_path};
 use super::ratelimit::RateLimiter;
 use super::{State, api, assets, fragment, gallery, health, index, middleware, uploaded};
-use crate::config::{Settings, StoreSettings};
-use crate::policy::Signer;
-use crate::secret::Credentials;
-use crate::store::embedded::{
-    EmbeddedError, EmbeddedOptions, EmbeddedStore, credentials_path, endpoint_url,
-    load_credentials, load_or_create_credentials,
-};
-use crate::store::{S3Client, StoreTarget};
-use crate::upload::{Clock, Presigner, human_bytes};
+use crate::config::Settings;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::{Backend, BackendError, S3Client, StoreTarget, public_url};
+use crate::upload::{Clock, human_bytes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -34,137 +33,11 @@ pub enum StartupError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Embedded(#[from] EmbeddedError),
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Assets(#[from] AssetsError),
     #[error("{0}")]
     Config(String),
-}
-
-/// What the store and the signer need, resolved once: credentials (generated for the
-/// embedded store on first start), the embedded store itself, and the target.
-pub struct Backend {
-    pub credentials: Credentials,
-    pub target: Arc<StoreTarget>,
-    pub embedded: Option<EmbeddedStore>,
-}
-
-/// The embedded store's endpoint as browsers reach it: an unspecified bind address
-/// (0.0.0.0) is reached through the public URL's host.
-fn reachable_endpoint(addr: SocketAddr, public_url: &Url) -> Url {
-    let mut url = endpoint_url(addr);
-    if addr.ip().is_unspecified()
-        && let Some(host) = public_url.host_str()
-    {
-        let _ = url.set_host(Some(host));
-    }
-    url
-}
-
-impl Backend {
-    fn new(
-        settings: &Settings,
-        endpoint: Option<&Url>,
-        credentials: Credentials,
-        embedded: Option<EmbeddedStore>,
-    ) -> Result<Self, StartupError> {
-        let target =
-            StoreTarget::new(settings, endpoint, &credentials).map_err(StartupError::Config)?;
-        Ok(Self {
-            credentials,
-            target: Arc::new(target),
-            embedded,
-        })
-    }
-
-    fn external(settings: &Settings) -> Result<Self, StartupError> {
-        let credentials = settings
-            .credentials
-            .clone()
-            .ok_or_else(|| StartupError::Config("no credentials for the bucket".into()))?;
-        let endpoint = match &settings.store {
-            StoreSettings::Endpoint { url } => Some(url),
-            _ => None,
-        };
-        Self::new(settings, endpoint, credentials, None)
-    }
-
-    /// Resolve the store and start the embedded one when configured so (its credentials
-    /// are generated on its first start). `public_url`: the site's origin, for its CORS.
-    pub fn start(settings: &Settings, public_url: &Url) -> Result<Self, StartupError> {
-        let StoreSettings::Embedded { bind } = &settings.store else {
-            return Self::external(settings);
-        };
-        let credentials = match &settings.credentials {
-            Some(c) => c.clone(),
-            None => load_or_create_credentials(&settings.data_dir)?,
-        };
-        let store = EmbeddedStore::start(EmbeddedOptions {
-            bind: *bind,
-            data_dir: settings.data_dir.clone(),
-            bucket: settings.bucket.clone(),
-            credentials: credentials.clone(),
-            allowed_origin: Some(public_url.origin().ascii_serialization()),
-            max_bytes: settings.limits.max_bytes,
-            policy_ttl: settings.policy_ttl,
-        })?;
-        let endpoint = reachable_endpoint(store.addr(), public_url);
-        Self::new(settings, Some(&endpoint), credentials, Some(store))
-    }
-
-    /// Like [`Backend::start`], for subcommands that talk to an already running store: it
-    /// never starts the embedded one, and never creates its credentials (keys nobody
-    /// serves would only make every signature fail).
-    pub fn connect(settings: &Settings, public_url: &Url) -> Result<Self, StartupError> {
-        let StoreSettings::Embedded { bind } = &settings.store else {
-            return Self::external(settings);
-        };
-        let credentials = match &settings.credentials {
-            Some(c) => c.clone(),
-            None => load_credentials(&settings.data_dir)?.ok_or_else(|| {
-                EmbeddedError::NoCredentials {
-                    path: credentials_path(&settings.data_dir),
-                }
-            })?,
-        };
-        let endpoint = reachable_endpoint(*bind, public_url);
-        Self::new(settings, Some(&endpoint), credentials, None)
-    }
-
-    pub fn presigner(
-        &self,
-        settings: &Settings,
-        public_url: &Url,
-    ) -> Result<Presigner, StartupError> {
-        let redirect_url = public_url
-            .join("/uploaded")
-            .map_err(|e| StartupError::Config(format!("cannot build the redirect URL: {e}")))?;
-        Ok(Presigner {
-            signer: Signer::new(
-                settings.signature,
-                self.credentials.clone(),
-                settings.region.clone(),
-            ),
-            bucket: settings.bucket.clone(),
-            form_url: self.target.form_url(),
-            redirect_url: redirect_url.into(),
-            prefix: settings.prefix.clone(),
-            limits: settings.limits.clone(),
-            ttl: settings.policy_ttl,
-            acl: settings.acl.clone(),
-        })
-    }
-}
-
-/// The site's public origin: `--public-url`, or the bound address.
-pub fn public_url(settings: &Settings, bound: SocketAddr) -> Result<Url, StartupError> {
-    if let Some(u) = &settings.public_url {
-        return Ok(u.clone());
-    }
-    if bound.ip().is_unspecified() {
-        return Err(StartupError::Config(format!(
-            "--bind {bound} listens on every address, so signpost cannot tell which one browsers use: set --public-url (e.g. http://uploads.example.com)"
-        )));
-    }
-    Ok(endpoint_url(bound))
 }
 
 fn content_security_policy(target: &StoreTarget, settings: &Settings) -> HeaderValue {
@@ -189,8 +62,7 @@ pub fn state(
     clock: Clock,
 ) -> Result<State, StartupError> {
     let presigner = backend.presigner(&settings, &public_url)?;
-    // Fingerprint and compress the static assets now, not in the first request.
-    let _ = super::assets::urls();
+    let assets = AssetUrls::load(&settings.static_dir)?;
     let limits_text = format!(
         "{}, up to {}",
         presigner.limits.allowed_labels(),
@@ -198,6 +70,7 @@ pub fn state(
     );
     let accept = presigner.limits.accept();
     Ok(State {
+        assets,
         csp: content_security_policy(&backend.target, &settings),
         rate_limiter: settings.sign_rate_per_minute.map(RateLimiter::new),
         sweep: settings.notify.as_ref().map(|_| Arc::new(Notify::new())),
@@ -225,15 +98,31 @@ fn refuse_others(allow: &'static str) -> actix_web::Route {
     })
 }
 
-fn static_routes(cfg: &mut web::ServiceConfig) {
-    for (path, asset, immutable) in assets::routes() {
-        cfg.service(
-            web::resource(path)
-                .route(web::get().to(move |req| assets::serve(req, asset, immutable)))
-                .route(web::head().to(move |req| assets::serve(req, asset, immutable)))
-                .default_service(refuse_others("GET, HEAD")),
-        );
-    }
+/// `/static/…`: the files of `--static-dir`, through actix-files (ETag, Last-Modified,
+/// ranges, conditional GETs); anything else there is the site's own 404.
+fn static_files(
+    dir: std::path::PathBuf,
+) -> actix_web::Scope<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::scope("/static")
+        .wrap(from_fn(assets::static_headers))
+        .service(
+            Files::new("", dir)
+                .use_etag(true)
+                .use_last_modified(true)
+                .default_handler(fn_service(|req: ServiceRequest| async {
+                    let (req, _) = req.into_parts();
+                    let resp = respond_for_path(req.path(), &Problem::not_found());
+                    Ok(ServiceResponse::new(req, resp))
+                })),
+        )
 }
 
 async fn no_favicon() -> HttpResponse {
@@ -256,6 +145,7 @@ pub fn app(
 > {
     // One S3 client per worker: awc's client is not Send.
     let client = web::Data::new(S3Client::new(state.target.clone()));
+    let static_dir = state.settings.static_dir.clone();
     let headers = DefaultHeaders::new()
         .add((header::CONTENT_SECURITY_POLICY, state.csp.clone()))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -266,7 +156,9 @@ pub fn app(
     App::new()
         .app_data(state)
         .app_data(client)
+        .app_data(api::json_config())
         .wrap(headers)
+        .wrap(Compress::default())
         .wrap(from_fn(middleware::request_log))
         .service(
             web::resource("/")
@@ -305,7 +197,7 @@ pub fn app(
                 .route(web::head().to(health::healthz))
                 .default_service(refuse_others("GET, HEAD")),
         )
-        .configure(static_routes)
+        .service(static_files(static_dir))
         .route("/favicon.ico", web::get().to(no_favicon))
         .default_service(web::to(not_found))
 }
@@ -349,7 +241,10 @@ impl Application {
             .run();
 
         let mut background = Vec::new();
-        if let Some(task) = crate::notify::spawn(&state) {
+        if let Some(wake) = state.sweep.clone()
+            && let Some(task) =
+                crate::notify::spawn(&state.settings, state.target.clone(), state.clock, wake)
+        {
             background.push(task);
         }
         Ok(Self {

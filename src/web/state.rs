@@ -6,6 +6,7 @@ use actix_web::http::header::HeaderValue;
 use tokio::sync::Notify;
 use url::Url;
 
+use super::assets::AssetUrls;
 use super::ratelimit::RateLimiter;
 use crate::config::Settings;
 use crate::store::StoreTarget;
@@ -13,6 +14,8 @@ use crate::upload::{Clock, Presigner};
 
 pub struct State {
     pub settings: Settings,
+    /// The static files' versioned URLs.
+    pub assets: AssetUrls,
     /// The site's origin, resolved after binding (`http://127.0.0.1:8080`).
     pub public_url: Url,
     pub presigner: Presigner,

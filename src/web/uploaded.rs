@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::assets::{AssetUrls, urls};
+use super::assets::AssetUrls;
 use super::error::{PageError, Problem};
 use super::query::Query;
 use super::{State, html, no_store};
@@ -101,7 +101,7 @@ pub async fn uploaded(
     let mut resp = html(
         StatusCode::OK,
         &UploadedPage {
-            assets: urls(),
+            assets: &state.assets,
             upload: UploadView::new(&state, &confirmed),
         },
     );
