@@ -1,10 +1,9 @@
 //! Issue 3: the upload page, the image-meta fragment, and the confirmation of an upload,
 //! through the real server and the embedded store on loopback.
 
-mod common;
 
 use awc::http::StatusCode;
-use common::*;
+use crate::helpers::*;
 use signpost::testdata;
 
 fn fragment_path(name: &str, ct: &str, size: usize, dims: Option<(u32, u32)>) -> String {

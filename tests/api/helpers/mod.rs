@@ -2,6 +2,9 @@
 //! a temporary data dir, plus a small reader for the page's form.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod fake_store;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -2,19 +2,17 @@
 //! garbage, signpost answers 503/502 quickly with a useful message, still signs (the page
 //! and the fragment render), and recovers by itself when the store comes back.
 
-mod common;
-mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use awc::http::StatusCode;
-use common::*;
+use crate::helpers::*;
 use signpost::config::Config;
 use signpost::secret::{Credentials, Secret};
 use signpost::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use signpost::testdata;
-use support::{FakeStore, Mode, free_port};
+use crate::helpers::fake_store::{FakeStore, Mode, free_port};
 
 const AKID: &str = "SPFAULTTESTKEY000001";
 const SECRET: &str = "fault-test-secret-0123456789abcdefghijklm";
@@ -256,7 +254,7 @@ async fn a_store_answering_garbage_gives_502_and_recovers() {
 async fn no_kind_of_garbage_passes_for_a_listing() {
     let fake = FakeStore::start(Mode::GarbageBody);
     let app = spawn_with(|c| external(c, fake.port(), true)).await;
-    for i in 0..support::GARBAGE_KINDS {
+    for i in 0..crate::helpers::fake_store::GARBAGE_KINDS {
         let r = app.get("/gallery").await;
         assert_eq!(
             r.status,

@@ -2,7 +2,6 @@
 //! embedded store, a stopped one, wrong credentials and fake stores, and `signpost cors`
 //! against a fake external endpoint that verifies the PutBucketCors request.
 
-mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -12,7 +11,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::StatusCode;
 use base64::Engine;
 use chrono::Utc;
-use common::*;
+use crate::helpers::*;
 use md5::{Digest as _, Md5};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::Sha256;

@@ -5,13 +5,11 @@
 //! them and pass, unless `CI` is set, where they fail. `SIGNPOST_SCREENSHOT_DIR=/some/dir` saves
 //! screenshots of the upload page before and after a file is chosen.
 
-mod browser_support;
-mod common;
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use browser_support::Browser;
+use crate::helpers::browser::Browser;
 use serde_json::{Value, json};
 use signpost::testdata;
 
@@ -27,7 +25,7 @@ fn path_str(p: &Path) -> &str {
 }
 
 /// Wait until the page's script has run (it makes the input `multiple` and disables Save).
-async fn open_upload_page(b: &Browser, app: &common::TestApp) {
+async fn open_upload_page(b: &Browser, app: &crate::helpers::TestApp) {
     b.goto(&app.url("/")).await;
     b.wait(
         "the upload page's script to start",
@@ -135,7 +133,7 @@ async fn page_weight(b: &Browser) -> (u64, u64, u64) {
 }
 
 /// Pick `name` (a `w`×`h` PNG) on the upload page, then Save it.
-async fn upload_one(b: &Browser, app: &common::TestApp, dir: &Path, name: &str, w: u32, h: u32) {
+async fn upload_one(b: &Browser, app: &crate::helpers::TestApp, dir: &Path, name: &str, w: u32, h: u32) {
     let path = png_file(dir, name, w, h);
     open_upload_page(b, app).await;
     let before = b
@@ -247,7 +245,7 @@ async fn upload_cards(b: &Browser, n: usize) -> Value {
 
 /// A card that went through the XHR upload to a confirmed end: uploading, then done, its bar
 /// full, and a "view" link to its confirmation page (which the server answers with 200).
-async fn expect_done(app: &common::TestApp, c: &Value) {
+async fn expect_done(app: &crate::helpers::TestApp, c: &Value) {
     assert_eq!(c["state"], json!("done"), "{c}");
     assert_eq!(c["value"], json!(100), "progress {c}");
     assert_eq!(c["max"], json!(100), "progress {c}");
@@ -272,7 +270,7 @@ async fn expect_done(app: &common::TestApp, c: &Value) {
 }
 
 /// The gallery in the browser: exactly `names`, every thumbnail loaded.
-async fn expect_gallery(b: &Browser, app: &common::TestApp, names: &[&str]) {
+async fn expect_gallery(b: &Browser, app: &crate::helpers::TestApp, names: &[&str]) {
     b.goto(&app.url("/gallery")).await;
     let cards = b
         .wait(
@@ -309,7 +307,7 @@ async fn expect_gallery(b: &Browser, app: &common::TestApp, names: &[&str]) {
 }
 
 /// Cards in the gallery's HTML, read by the server (no browser).
-async fn gallery_cards(app: &common::TestApp) -> (usize, String) {
+async fn gallery_cards(app: &crate::helpers::TestApp) -> (usize, String) {
     let g = app.get("/gallery").await;
     assert_eq!(g.status, 200, "{}", g.body);
     (g.body.matches("class=\"card\"").count(), g.body)
@@ -369,7 +367,7 @@ async fn choosing_a_png_previews_signs_and_uploads_it() {
     let Some(b) = Browser::start("choose_and_upload").await else {
         return;
     };
-    let app = common::spawn_app().await;
+    let app = crate::helpers::spawn_app().await;
     let files = tempfile::tempdir().unwrap();
     upload_one(&b, &app, files.path(), "harbour view.png", 64, 48).await;
     b.finish().await;
@@ -381,7 +379,7 @@ async fn an_oversized_file_shows_the_error_and_uploads_nothing() {
     let Some(b) = Browser::start("oversized").await else {
         return;
     };
-    let app = common::spawn_with(|c| c.max_bytes = 2000).await;
+    let app = crate::helpers::spawn_with(|c| c.max_bytes = 2000).await;
     let files = tempfile::tempdir().unwrap();
     let path = png_file(files.path(), "too big.png", 200, 200);
     let size = std::fs::metadata(&path).unwrap().len();
@@ -438,7 +436,7 @@ async fn the_gallery_shows_the_uploaded_image() {
     let Some(b) = Browser::start("gallery").await else {
         return;
     };
-    let app = common::spawn_app().await;
+    let app = crate::helpers::spawn_app().await;
     let files = tempfile::tempdir().unwrap();
     upload_one(&b, &app, files.path(), "gallery-one.png", 40, 30).await;
     expect_gallery(&b, &app, &["gallery-one.png"]).await;
@@ -451,7 +449,7 @@ async fn three_files_at_once_upload_with_progress() {
     let Some(b) = Browser::start("three_at_once").await else {
         return;
     };
-    let app = common::spawn_app().await;
+    let app = crate::helpers::spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
     let names = ["first.png", "second.png", "third.png"];
     let paths: Vec<PathBuf> = names
@@ -497,7 +495,7 @@ async fn a_dropped_file_uploads_like_a_chosen_one() {
     let Some(b) = Browser::start("drop_one").await else {
         return;
     };
-    let app = common::spawn_app().await;
+    let app = crate::helpers::spawn_app().await;
     open_upload_page(&b, &app).await;
     drop_files(&b, &[("dropped.png", testdata::png(50, 40))]).await;
     expect_single_file_ready(&b, "dropped.png", (50, 40)).await;
@@ -511,7 +509,7 @@ async fn two_dropped_files_make_two_cards_that_upload() {
     let Some(b) = Browser::start("drop_two").await else {
         return;
     };
-    let app = common::spawn_app().await;
+    let app = crate::helpers::spawn_app().await;
     open_upload_page(&b, &app).await;
     b.js(OBSERVE_CARDS, vec![]).await;
     drop_files(
@@ -539,7 +537,7 @@ async fn a_file_over_the_limit_fails_on_its_card_while_the_others_upload() {
         return;
     };
     let limit = 20_000;
-    let app = common::spawn_with(|c| c.max_bytes = limit).await;
+    let app = crate::helpers::spawn_with(|c| c.max_bytes = limit).await;
     let dir = tempfile::tempdir().unwrap();
     let small_a = png_file(dir.path(), "small-a.png", 24, 24);
     let big = png_file(dir.path(), "big.png", 200, 200);

@@ -3,8 +3,6 @@
 //! mid-upload, SIGTERM lets in-flight requests finish and stops both servers, and every
 //! request gets one structured log line and an `X-Request-Id`.
 
-mod common;
-mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,10 +18,10 @@ use bytes::Bytes;
 use signpost::store::multipart::form_body;
 use signpost::testdata;
 
-use common::{
+use crate::helpers::{
     api_fields, between, enc, etag_of, fragment_fields, page_form, stored_secret, uploaded_path,
 };
-use support::{FakeStore, Mode, free_port};
+use crate::helpers::fake_store::{FakeStore, Mode, free_port};
 
 /// Variables of the host that must not reach the child (they would change its store).
 const HOST_ENV: &[&str] = &[
@@ -113,7 +111,7 @@ impl Server {
 
     /// Wait until `/healthz` answers.
     async fn ready(&mut self) {
-        let client = common::client();
+        let client = crate::helpers::client();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -232,7 +230,7 @@ struct Web {
 impl Web {
     fn new(base: String) -> Self {
         Self {
-            client: common::client(),
+            client: crate::helpers::client(),
             base,
             transcript: Mutex::new(Vec::new()),
         }
@@ -387,7 +385,7 @@ async fn the_secret_never_leaks_even_at_trace_level() {
     let gallery = web.get("/gallery").await;
     assert_eq!(gallery.status, StatusCode::OK);
     assert!(gallery.body.contains("photo.png"));
-    let img = common::unescape(between(&gallery.body, "<img src=\"", "\"").unwrap());
+    let img = crate::helpers::unescape(between(&gallery.body, "<img src=\"", "\"").unwrap());
     let thumb = web.get(&img).await;
     assert_eq!(thumb.status, StatusCode::OK, "{}", thumb.body);
 

@@ -1,11 +1,10 @@
 //! Issue 4: the gallery (S3 is the database), verified metadata, and the JSON presign API.
 
-mod common;
 
 use std::time::Instant;
 
 use awc::http::StatusCode;
-use common::*;
+use crate::helpers::*;
 use signpost::testdata;
 use signpost::upload::Clock;
 

@@ -7,7 +7,6 @@
 //! `HOSTILE_CASES` (default 3000) sets the generated requests per handler; each test prints
 //! how many it sent (`cargo test --test hostile -- --nocapture`).
 
-mod common;
 
 use std::cell::Cell;
 use std::fmt;
@@ -31,7 +30,7 @@ use signpost::web::State;
 use signpost::web::startup::{app, state};
 use url::Url;
 
-use common::{enc, fragment_fields, spawn_with};
+use crate::helpers::{enc, fragment_fields, spawn_with};
 
 const PUBLIC: &str = "http://127.0.0.1:8080";
 
@@ -105,7 +104,7 @@ fn upload_one(state: &State) -> (String, String) {
     let (ct, body) = form_body(&fields, "hostile.png", "image/png", &png);
     let sys = actix_web::rt::System::new();
     let text = sys.block_on(async {
-        let client = common::client();
+        let client = crate::helpers::client();
         let mut r = client
             .post(&signed.url)
             .insert_header(("content-type", ct))
@@ -115,7 +114,7 @@ fn upload_one(state: &State) -> (String, String) {
         assert_eq!(r.status().as_u16(), 201);
         String::from_utf8_lossy(&r.body().await.unwrap()).into_owned()
     });
-    let etag = common::between(&text, "<ETag>", "</ETag>")
+    let etag = crate::helpers::between(&text, "<ETag>", "</ETag>")
         .unwrap()
         .replace("&quot;", "")
         .replace('"', "");
@@ -304,7 +303,7 @@ fn check(env: &Env, req: &Req, a: &Answer) -> TestCaseResult {
                 text.contains("role=\"alert\""),
                 "no alert for {req:?}: {text}"
             );
-            common::between(&text, "data-code=\"", "\"")
+            crate::helpers::between(&text, "data-code=\"", "\"")
                 .unwrap_or("")
                 .to_owned()
         };
@@ -1737,7 +1736,7 @@ fn code_of(body: &str) -> String {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
         return v["error"]["code"].as_str().unwrap_or("").to_owned();
     }
-    common::between(body, "data-code=\"", "\"")
+    crate::helpers::between(body, "data-code=\"", "\"")
         .unwrap_or("")
         .to_owned()
 }

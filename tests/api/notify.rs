@@ -1,7 +1,6 @@
 //! Issue 8's proof: upload events delivered to a real receiver on loopback (an actix-web
 //! server started here, recording every request and able to answer 500 for a while).
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -15,7 +14,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::StatusCode;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use common::{TestApp, enc, spawn_with, uploaded_path};
+use crate::helpers::{TestApp, enc, spawn_with, uploaded_path};
 use signpost::config::{CheckpointArg, Config, EventsArgs, StoreSettings};
 use signpost::notify::checkpoint::{CHECKPOINT_FILE, bucket_key};
 use signpost::notify::signature::verify;

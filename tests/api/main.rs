@@ -1,0 +1,18 @@
+//! signpost's integration tests, in one test binary: `cargo test --test api`.
+//!
+//! Each module covers one part of the service; `helpers` holds what they share (a signpost
+//! started on loopback with its embedded store, a fake store, a headless browser). Filter by
+//! module path, e.g. `cargo test --test api pages::` or `cargo test --test api hostile::`.
+
+mod helpers;
+
+mod browser;
+mod cli;
+mod faults;
+mod gallery;
+mod hostile;
+mod notify;
+mod pages;
+mod process;
+mod store_upload;
+mod vectors;
