@@ -5,11 +5,10 @@
 //! them and pass, unless `CI` is set, where they fail. `SIGNPOST_SCREENSHOT_DIR=/some/dir` saves
 //! screenshots of the upload page before and after a file is chosen.
 
-
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use crate::helpers::browser::Browser;
+use base64::Engine;
 use serde_json::{Value, json};
 use signpost::testdata;
 
@@ -133,7 +132,14 @@ async fn page_weight(b: &Browser) -> (u64, u64, u64) {
 }
 
 /// Pick `name` (a `w`×`h` PNG) on the upload page, then Save it.
-async fn upload_one(b: &Browser, app: &crate::helpers::TestApp, dir: &Path, name: &str, w: u32, h: u32) {
+async fn upload_one(
+    b: &Browser,
+    app: &crate::helpers::TestApp,
+    dir: &Path,
+    name: &str,
+    w: u32,
+    h: u32,
+) {
     let path = png_file(dir, name, w, h);
     open_upload_page(b, app).await;
     let before = b

@@ -2,16 +2,15 @@
 //! embedded store, a stopped one, wrong credentials and fake stores, and `signpost cors`
 //! against a fake external endpoint that verifies the PutBucketCors request.
 
-
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 
+use crate::helpers::*;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::StatusCode;
 use base64::Engine;
 use chrono::Utc;
-use crate::helpers::*;
 use md5::{Digest as _, Md5};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::Sha256;

@@ -2,17 +2,16 @@
 //! garbage, signpost answers 503/502 quickly with a useful message, still signs (the page
 //! and the fragment render), and recovers by itself when the store comes back.
 
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use awc::http::StatusCode;
+use crate::helpers::fake_store::{FakeStore, Mode, free_port};
 use crate::helpers::*;
+use awc::http::StatusCode;
 use signpost::config::Config;
 use signpost::secret::{Credentials, Secret};
 use signpost::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use signpost::testdata;
-use crate::helpers::fake_store::{FakeStore, Mode, free_port};
 
 const AKID: &str = "SPFAULTTESTKEY000001";
 const SECRET: &str = "fault-test-secret-0123456789abcdefghijklm";

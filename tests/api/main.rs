@@ -13,6 +13,7 @@ mod gallery;
 mod hostile;
 mod notify;
 mod pages;
+mod presign_api;
 mod process;
 mod store_upload;
 mod vectors;

@@ -1,7 +1,6 @@
 //! Issue 8's proof: upload events delivered to a real receiver on loopback (an actix-web
 //! server started here, recording every request and able to answer 500 for a while).
 
-
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -9,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::helpers::{TestApp, enc, spawn_with, uploaded_path};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::StatusCode;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use crate::helpers::{TestApp, enc, spawn_with, uploaded_path};
 use signpost::config::{CheckpointArg, Config, EventsArgs, StoreSettings};
 use signpost::notify::checkpoint::{CHECKPOINT_FILE, bucket_key};
 use signpost::notify::signature::verify;

@@ -1,9 +1,8 @@
 //! Issue 3: the upload page, the image-meta fragment, and the confirmation of an upload,
 //! through the real server and the embedded store on loopback.
 
-
-use awc::http::StatusCode;
 use crate::helpers::*;
+use awc::http::StatusCode;
 use signpost::testdata;
 
 fn fragment_path(name: &str, ct: &str, size: usize, dims: Option<(u32, u32)>) -> String {
@@ -584,7 +583,10 @@ async fn a_missing_static_folder_is_a_clear_startup_error() {
         .err()
         .expect("no static folder, no start")
         .to_string();
-    assert!(err.contains("no-such-static") && err.contains("--static-dir"), "{err}");
+    assert!(
+        err.contains("no-such-static") && err.contains("--static-dir"),
+        "{err}"
+    );
 }
 
 #[actix_web::test]

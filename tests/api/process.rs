@@ -3,7 +3,6 @@
 //! mid-upload, SIGTERM lets in-flight requests finish and stops both servers, and every
 //! request gets one structured log line and an `X-Request-Id`.
 
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -18,10 +17,10 @@ use bytes::Bytes;
 use signpost::store::multipart::form_body;
 use signpost::testdata;
 
+use crate::helpers::fake_store::{FakeStore, Mode, free_port};
 use crate::helpers::{
     api_fields, between, enc, etag_of, fragment_fields, page_form, stored_secret, uploaded_path,
 };
-use crate::helpers::fake_store::{FakeStore, Mode, free_port};
 
 /// Variables of the host that must not reach the child (they would change its store).
 const HOST_ENV: &[&str] = &[

@@ -7,7 +7,6 @@
 //! `HOSTILE_CASES` (default 3000) sets the generated requests per handler; each test prints
 //! how many it sent (`cargo test --test hostile -- --nocapture`).
 
-
 use std::cell::Cell;
 use std::fmt;
 
