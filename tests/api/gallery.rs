@@ -9,11 +9,34 @@ use signpost::testdata;
 /// Cards on a gallery page.
 const GALLERY_PAGE: usize = 24;
 
-fn cards(html: &str) -> Vec<String> {
-    html.split("<li class=\"card\">")
-        .skip(1)
-        .map(|s| s.split("</li>").next().unwrap().to_owned())
+/// A gallery card: its text and its thumbnail's URL.
+#[derive(Debug)]
+struct Card {
+    text: String,
+    img: String,
+}
+
+/// The cards of a gallery page, in order.
+fn cards(html: &str) -> Vec<Card> {
+    let img = html::selector("img");
+    Doc::page(html)
+        .all("li.card")
+        .into_iter()
+        .map(|c| Card {
+            text: html::text(&c),
+            img: c
+                .select(&img)
+                .next()
+                .and_then(|i| i.attr("src"))
+                .expect("a thumbnail")
+                .to_owned(),
+        })
         .collect()
+}
+
+/// The gallery's link to the next page, if it has one.
+fn more_link(html: &str) -> Option<String> {
+    Doc::page(html).attr("a.more", "href")
 }
 
 #[actix_web::test]
@@ -46,17 +69,13 @@ async fn the_gallery_lists_exactly_the_uploads_newest_first() {
     let found = cards(&page.body);
     assert_eq!(found.len(), 3, "{}", page.body);
     for (card, (name, (w, h))) in found.iter().zip(images.iter().rev()) {
-        assert!(card.contains(name), "{card}");
-        assert!(card.contains(&format!("{w} × {h}")), "{card}");
+        assert!(card.text.contains(name), "{card:?}");
+        assert!(card.text.contains(&format!("{w} × {h}")), "{card:?}");
     }
-    assert!(!page.body.contains("class=\"more\""), "no more link for 3");
+    assert_eq!(more_link(&page.body), None, "no more link for 3");
     // The thumbnails fetch the right bytes.
     for (card, png) in found.iter().zip(bytes.iter().rev()) {
-        let img = tags(card)
-            .into_iter()
-            .find(|t| tag_name(t) == "img")
-            .unwrap();
-        let r = app.get(&attr(&img, "src").unwrap()).await;
+        let r = app.get(&card.img).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.bytes.as_ref(), png.as_slice());
         assert_eq!(r.header("content-type"), Some("image/png"));
@@ -73,7 +92,8 @@ async fn server_dimensions_win_over_the_browsers() {
     let page = app.get(&uploaded_path(&key, &etag)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
-        page.body.contains("<dd id=\"dimensions\">6 × 4</dd>") && !page.body.contains("999 × 999"),
+        Doc::page(&page.body).text("#dimensions").as_deref() == Some("6 × 4")
+            && !page.body.contains("999 × 999"),
         "{}",
         page.body
     );
@@ -90,23 +110,17 @@ async fn a_more_link_appears_only_past_24() {
     }
     let page = app.get("/gallery").await;
     assert_eq!(cards(&page.body).len(), 24);
-    assert!(
-        !page.body.contains("class=\"more\""),
-        "exactly 24: no more link"
-    );
+    assert_eq!(more_link(&page.body), None, "exactly 24: no more link");
     app.upload_via_api("img24.png", &png, None).await;
     let page = app.get("/gallery").await;
     assert_eq!(cards(&page.body).len(), 24);
     assert!(page.body.contains("img24.png"), "newest first");
-    let more = tags(&page.body)
-        .into_iter()
-        .find(|t| attr(t, "class").as_deref() == Some("more"))
-        .expect("a more link");
-    let next = app.get(&attr(&more, "href").unwrap()).await;
+    let more = more_link(&page.body).expect("a more link");
+    let next = app.get(&more).await;
     assert_eq!(next.status, StatusCode::OK);
     let rest = cards(&next.body);
     assert_eq!(rest.len(), 1, "{}", next.body);
-    assert!(rest[0].contains("img0.png"), "the oldest is last");
+    assert!(rest[0].text.contains("img0.png"), "the oldest is last");
     // A forged cursor is refused clearly.
     let bad = app.get("/gallery?after=..%2F..%2Fetc").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -128,7 +142,7 @@ async fn a_broken_object_is_skipped() {
     assert_eq!(page.status, StatusCode::OK);
     let found = cards(&page.body);
     assert_eq!(found.len(), 1);
-    assert!(found[0].contains("good.png"));
+    assert!(found[0].text.contains("good.png"));
 }
 
 #[actix_web::test]
@@ -165,11 +179,7 @@ async fn a_page_ending_on_a_foreign_object_still_links_to_the_next() {
     }
     let page = app.get("/gallery").await;
     assert_eq!(cards(&page.body).len(), GALLERY_PAGE - 1);
-    let more = tags(&page.body)
-        .into_iter()
-        .find(|t| attr(t, "class").as_deref() == Some("more"))
-        .expect("a more link");
-    let href = attr(&more, "href").unwrap();
+    let href = more_link(&page.body).expect("a more link");
     assert!(href.contains("ff-foreign"), "{href}");
     let next = app.get(&href).await;
     assert_eq!(next.status, StatusCode::OK, "{}", next.body);

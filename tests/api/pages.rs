@@ -36,6 +36,7 @@ async fn the_page_has_the_contract_ids_and_a_covered_form() {
     let page = app.get("/").await;
     assert_eq!(page.status, StatusCode::OK);
     let html = &page.body;
+    let doc = Doc::page(html);
     for id in [
         "formBlob",
         "myImage",
@@ -43,46 +44,48 @@ async fn the_page_has_the_contract_ids_and_a_covered_form() {
         "imagePreview",
         "image-meta",
     ] {
-        assert!(html.contains(&format!("id=\"{id}\"")), "missing #{id}");
+        assert_eq!(doc.count(&format!("#{id}")), 1, "one #{id}");
     }
-    let all = tags(html);
-    let form = all
-        .iter()
-        .find(|t| attr(t, "id").as_deref() == Some("formBlob"))
-        .unwrap();
-    assert_eq!(attr(form, "method").as_deref(), Some("post"));
-    assert_eq!(
-        attr(form, "enctype").as_deref(),
-        Some("multipart/form-data")
-    );
-    assert!(attr(form, "action").unwrap().ends_with("/signpost"));
+    let form = doc.one("#formBlob");
+    assert_eq!(form.value().name(), "form");
+    assert_eq!(form.attr("method"), Some("post"));
+    assert_eq!(form.attr("enctype"), Some("multipart/form-data"));
+    assert!(form.attr("action").unwrap().ends_with("/signpost"));
 
-    let file = all
-        .iter()
-        .find(|t| attr(t, "id").as_deref() == Some("myImage"))
-        .unwrap();
-    assert_eq!(attr(file, "name").as_deref(), Some("file"));
-    assert_eq!(attr(file, "type").as_deref(), Some("file"));
-    assert!(attr(file, "accept").unwrap().contains("image/png"));
-    assert!(!attr(file, "accept").unwrap().contains("svg"));
-    let button = all
-        .iter()
-        .find(|t| attr(t, "id").as_deref() == Some("btnSave"))
-        .unwrap();
+    let file = doc.one("#myImage");
+    assert_eq!(file.attr("name"), Some("file"));
+    assert_eq!(file.attr("type"), Some("file"));
+    let accept = file.attr("accept").unwrap();
+    assert!(
+        accept.contains("image/png") && !accept.contains("svg"),
+        "{accept}"
+    );
     assert_eq!(
-        attr(button, "name"),
+        doc.one("#btnSave").attr("name"),
         None,
         "the button must not post a field"
     );
 
-    // The image-meta container comes first, the file input is the last named control.
-    let meta_at = html.find("id=\"image-meta\"").unwrap();
-    let file_at = html.find("id=\"myImage\"").unwrap();
-    let form_end = html.find("</form>").unwrap();
-    assert!(meta_at < file_at);
-    let after_file = &html[file_at..form_end];
-    let after_file = &after_file[after_file.find('>').unwrap()..];
-    assert!(!after_file.contains("name=\""), "no field after the file");
+    // Inside the form, the image-meta container comes first and the file input is the last
+    // named control.
+    let inside = doc.all("#formBlob [id], #formBlob [name]");
+    let at = |id: &str| {
+        inside
+            .iter()
+            .position(|e| e.attr("id") == Some(id))
+            .unwrap()
+    };
+    assert!(at("image-meta") < at("myImage"));
+    let last_named = inside
+        .iter()
+        .rev()
+        .find(|e| e.attr("name").is_some())
+        .unwrap();
+    assert_eq!(
+        last_named.attr("id"),
+        Some("myImage"),
+        "no field after the file"
+    );
     let (_, fields) = page_form(html);
     assert!(fields.len() >= 8, "{fields:?}");
     let named: Vec<(&str, &str)> = fields
@@ -227,9 +230,9 @@ async fn the_fragment_refuses_bad_input_with_422_and_a_sentence() {
                 "{path}: {}",
                 r.body
             );
-            assert!(r.body.contains("role=\"alert\""), "{path}: {}", r.body);
-            assert!(
-                r.body.contains(&format!("data-code=\"{code}\"")),
+            assert_eq!(
+                error_code(&r.body).as_deref(),
+                Some(code),
                 "{path}: {}",
                 r.body
             );
@@ -264,11 +267,9 @@ async fn a_browser_built_upload_lands_and_is_confirmed() {
     assert!(page.body.contains("4 × 3"));
     assert!(page.body.contains("href=\"/gallery\""));
     // The image URL on the page fetches the same bytes.
-    let img = tags(&page.body)
-        .into_iter()
-        .find(|t| attr(t, "id").as_deref() == Some("uploadedImage"))
-        .unwrap();
-    let src = attr(&img, "src").unwrap();
+    let src = Doc::page(&page.body)
+        .attr("#uploadedImage", "src")
+        .expect("the uploaded image");
     let fetched = app.get(&src).await;
     assert_eq!(fetched.status, StatusCode::OK, "{src}: {}", fetched.body);
     assert_eq!(fetched.bytes.as_ref(), png.as_slice());
@@ -336,13 +337,12 @@ async fn the_first_render_uploads_without_javascript() {
         "deleted (anonymous or not found): {}",
         gone.status
     );
-    assert!(
-        app.get("/gallery")
-            .await
-            .body
-            .matches("class=\"card\"")
-            .count()
-            == 1
+    let gallery = app.get("/gallery").await;
+    assert_eq!(
+        Doc::page(&gallery.body).count("li.card"),
+        1,
+        "{}",
+        gallery.body
     );
 }
 
@@ -400,8 +400,9 @@ async fn forged_confirmation_links_get_their_error_pages() {
     for (path, status, code) in cases {
         let r = app.get(&path).await;
         assert_eq!(r.status, status, "{path}: {}", r.body);
-        assert!(
-            r.body.contains(&format!("<code>{code}</code>")),
+        assert_eq!(
+            error_code(&r.body).as_deref(),
+            Some(code),
             "{path}: {}",
             r.body
         );
@@ -520,7 +521,7 @@ async fn unknown_routes_and_wrong_methods_get_clear_errors() {
     let app = spawn_app().await;
     let r = app.get("/does-not-exist").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert!(r.body.contains("<code>not_found</code>"));
+    assert_eq!(error_code(&r.body).as_deref(), Some("not_found"));
     let r = app.post_raw("/", "text/plain", "x").await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
@@ -535,11 +536,9 @@ async fn unknown_routes_and_wrong_methods_get_clear_errors() {
 async fn static_assets_are_versioned_cached_conditional_and_compressed() {
     let app = spawn_app().await;
     let page = app.get("/").await;
-    let js = tags(&page.body)
-        .into_iter()
-        .find(|t| tag_name(t) == "script")
-        .and_then(|t| attr(&t, "src"))
-        .unwrap();
+    let js = Doc::page(&page.body)
+        .attr("script[src]", "src")
+        .expect("the page's script");
     assert!(js.starts_with("/static/upload.js?v="), "{js}");
     let r = app.get(&js).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -568,7 +567,7 @@ async fn static_assets_are_versioned_cached_conditional_and_compressed() {
     for missing in ["/static/..%2fCargo.toml", "/static/nothing.js", "/static/"] {
         let r = app.get(missing).await;
         assert!(r.status.is_client_error(), "{missing}: {}", r.status);
-        assert!(r.body.contains("role=\"alert\""), "{missing}: {}", r.body);
+        assert!(error_code(&r.body).is_some(), "{missing}: {}", r.body);
         assert!(!r.body.contains("[package]"), "{missing}");
     }
 }
@@ -597,7 +596,7 @@ async fn the_page_counts_against_the_signing_rate_limit() {
     let r = app.get("/").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert!(r.header("retry-after").is_some());
-    assert!(r.body.contains("<code>rate_limited</code>"));
+    assert_eq!(error_code(&r.body).as_deref(), Some("rate_limited"));
     // Serving the store's answers and static files is not signing.
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
 }

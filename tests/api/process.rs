@@ -19,7 +19,7 @@ use signpost::testdata;
 
 use crate::helpers::fake_store::{FakeStore, Mode, free_port};
 use crate::helpers::{
-    api_fields, between, enc, etag_of, fragment_fields, page_form, stored_secret, uploaded_path,
+    Doc, api_fields, enc, etag_of, fragment_fields, page_form, stored_secret, uploaded_path,
 };
 
 /// Variables of the host that must not reach the child (they would change its store).
@@ -384,7 +384,9 @@ async fn the_secret_never_leaks_even_at_trace_level() {
     let gallery = web.get("/gallery").await;
     assert_eq!(gallery.status, StatusCode::OK);
     assert!(gallery.body.contains("photo.png"));
-    let img = crate::helpers::unescape(between(&gallery.body, "<img src=\"", "\"").unwrap());
+    let img = Doc::page(&gallery.body)
+        .attr(".gallery img", "src")
+        .expect("a thumbnail");
     let thumb = web.get(&img).await;
     assert_eq!(thumb.status, StatusCode::OK, "{}", thumb.body);
 

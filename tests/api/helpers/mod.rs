@@ -1,9 +1,13 @@
-//! Shared test helpers: `spawn_app()` starts signpost on loopback with its embedded store in
-//! a temporary data dir, plus a small reader for the page's form.
+//! What the tests share: `spawn_app()` starts signpost on loopback with its embedded store in
+//! a temporary data dir, with a client for it (`TestApp`); `html` reads its pages,
+//! `fake_store` stands in for a misbehaving S3 store, `browser` drives headless Chromium.
 #![allow(dead_code)]
 
 pub mod browser;
 pub mod fake_store;
+pub mod html;
+
+pub use html::{Doc, error_code, fragment_fields, page_form};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -242,49 +246,49 @@ pub fn api_fields(p: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The ETag of a `success_action_status=201` answer, without quotes.
+/// The ETag of a `success_action_status=201` answer (S3's XML), without quotes.
 pub fn etag_of(post_response: &str) -> String {
-    between(post_response, "<ETag>", "</ETag>")
-        .unwrap()
-        .replace("&quot;", "")
-        .replace('"', "")
-}
-
-/// The embedded store's secret access key, as kept in a data dir.
-pub fn stored_secret(data_dir: &std::path::Path) -> String {
-    signpost::store::embedded::load_credentials(data_dir)
-        .unwrap()
-        .expect("the store has run with this data dir")
-        .secret_access_key
-        .expose()
+    xml_text(post_response, "ETag")
+        .unwrap_or_else(|| panic!("no <ETag> in {post_response}"))
+        .trim_matches('"')
         .to_owned()
 }
 
-pub fn between<'a>(s: &'a str, a: &str, b: &str) -> Option<&'a str> {
-    let (_, rest) = s.split_once(a)?;
-    Some(rest.split_once(b)?.0)
+/// The text of the first `<name>` element of an S3 XML answer, its entities decoded. S3's
+/// answers are flat and attribute-free where this is used (`PostResponse`, `Error`).
+pub fn xml_text(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml[start..].find(&format!("</{name}>"))?;
+    Some(xml_unescape(&xml[start..start + len]))
 }
 
-/// Undo askama's HTML escaping.
-pub fn unescape(s: &str) -> String {
+/// XML's five named entities and character references decoded; anything else kept as is.
+fn xml_unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('&') {
         out.push_str(&rest[..i]);
         rest = &rest[i..];
-        let Some(end) = rest.find(';') else { break };
-        let entity = &rest[1..end];
-        let decoded = match entity {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            e if e.starts_with('#') => e[1..].parse::<u32>().ok().and_then(char::from_u32),
-            _ => None,
-        };
+        let decoded = rest.find(';').and_then(|end| {
+            let c = match &rest[1..end] {
+                "lt" => '<',
+                "gt" => '>',
+                "amp" => '&',
+                "quot" => '"',
+                "apos" => '\'',
+                e => {
+                    let n = match e.strip_prefix("#x").or_else(|| e.strip_prefix("#X")) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                        None => e.strip_prefix('#')?.parse().ok()?,
+                    };
+                    char::from_u32(n)?
+                }
+            };
+            Some((c, end))
+        });
         match decoded {
-            Some(c) => {
+            Some((c, end)) => {
                 out.push(c);
                 rest = &rest[end + 1..];
             }
@@ -298,112 +302,14 @@ pub fn unescape(s: &str) -> String {
     out
 }
 
-/// The attributes of one start tag (`<input a="b" c>`), unescaped.
-pub fn attrs(tag: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let inner = tag
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim_end_matches('/');
-    let mut rest = inner
-        .split_once(char::is_whitespace)
-        .map(|x| x.1)
-        .unwrap_or("");
-    loop {
-        rest = rest.trim_start();
-        if rest.is_empty() {
-            break;
-        }
-        let end = rest
-            .find(|c: char| c == '=' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        let name = rest[..end].to_owned();
-        rest = &rest[end..];
-        if let Some(r) = rest.strip_prefix("=\"") {
-            let close = r.find('"').unwrap();
-            out.push((name, unescape(&r[..close])));
-            rest = &r[close + 1..];
-        } else {
-            out.push((name, String::new()));
-        }
-    }
-    out
-}
-
-pub fn attr(tag: &str, name: &str) -> Option<String> {
-    attrs(tag)
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v)
-}
-
-/// Every start tag of `html`, in order.
-pub fn tags(html: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = html;
-    while let Some(i) = rest.find('<') {
-        rest = &rest[i..];
-        let Some(j) = rest.find('>') else { break };
-        let tag = &rest[..=j];
-        if !tag.starts_with("</") && !tag.starts_with("<!") {
-            out.push(tag.to_owned());
-        }
-        rest = &rest[j + 1..];
-    }
-    out
-}
-
-pub fn tag_name(tag: &str) -> String {
-    tag.trim_start_matches('<')
-        .split(|c: char| c.is_whitespace() || c == '>')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
-}
-
-/// The page's upload form as a browser would submit it: (action, fields before the file in
-/// order, index of the file input among the form's named controls).
-pub fn page_form(html: &str) -> (String, Vec<(String, String)>) {
-    let form_start = html.find("<form id=\"formBlob\"").expect("form #formBlob");
-    let form_end = html[form_start..].find("</form>").unwrap() + form_start;
-    let form_html = &html[form_start..form_end];
-    let form_tag = tags(form_html).remove(0);
-    let action = attr(&form_tag, "action").unwrap();
-    let mut fields = Vec::new();
-    let mut in_select: Option<String> = None;
-    for t in tags(form_html) {
-        match tag_name(&t).as_str() {
-            "input" => {
-                let Some(name) = attr(&t, "name") else {
-                    continue;
-                };
-                if attr(&t, "type").as_deref() == Some("file") {
-                    break;
-                }
-                fields.push((name, attr(&t, "value").unwrap_or_default()));
-            }
-            "select" => in_select = attr(&t, "name"),
-            "option" => {
-                if let Some(name) = &in_select
-                    && attrs(&t).iter().any(|(n, _)| n == "selected")
-                {
-                    fields.push((name.clone(), attr(&t, "value").unwrap()));
-                    in_select = None;
-                }
-            }
-            _ => {}
-        }
-    }
-    (action, fields)
-}
-
-/// Replace the named fields of a form by those of a fragment (what the script does).
-pub fn fragment_fields(fragment: &str) -> Vec<(String, String)> {
-    tags(fragment)
-        .into_iter()
-        .filter(|t| tag_name(t) == "input")
-        .filter_map(|t| Some((attr(&t, "name")?, attr(&t, "value").unwrap_or_default())))
-        .collect()
+/// The embedded store's secret access key, as kept in a data dir.
+pub fn stored_secret(data_dir: &std::path::Path) -> String {
+    signpost::store::embedded::load_credentials(data_dir)
+        .unwrap()
+        .expect("the store has run with this data dir")
+        .secret_access_key
+        .expose()
+        .to_owned()
 }
 
 pub fn policy_of(fields: &[(String, String)]) -> serde_json::Value {
@@ -430,4 +336,14 @@ pub fn uploaded_path(key: &str, etag: &str) -> String {
 /// Percent-encode a query value.
 pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[test]
+fn xml_text_decodes_the_etag_of_a_post_response() {
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>http://s/b/k</Location>\
+               <Bucket>b</Bucket><Key>a&amp;b &#x41;&#66;</Key><ETag>&quot;0123abcd&quot;</ETag></PostResponse>";
+    assert_eq!(etag_of(xml), "0123abcd");
+    assert_eq!(xml_text(xml, "Key").as_deref(), Some("a&b AB"));
+    assert_eq!(xml_text(xml, "Missing"), None);
+    assert_eq!(xml_unescape("&bogus; & &#xZZ;"), "&bogus; & &#xZZ;");
 }

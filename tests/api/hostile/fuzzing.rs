@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, RngAlgorithm, TestCaseResult, TestRunner};
 use signpost::web::startup::app;
 
-use super::{Answer, Env, Req, cases, check, code_of, env, send};
+use super::{Answer, Env, Req, cases, check, env, send};
 use crate::helpers::enc;
 
 /// Run `cases` generated requests against a fresh service; returns how many were sent.
@@ -47,12 +47,11 @@ where
     let result = runner.run(&strategy, |req| {
         sent.set(sent.get() + 1);
         let answer = sys.block_on(send!(&svc, &req));
-        let code = code_of(&String::from_utf8_lossy(&answer.body));
+        let code = check(env, &req, &answer)?;
         *statuses
             .borrow_mut()
             .entry(format!("{} {code}", answer.status.as_u16()))
             .or_default() += 1;
-        check(env, &req, &answer)?;
         extra(&req, &answer)
     });
     if let Err(e) = result {

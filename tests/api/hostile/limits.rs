@@ -4,8 +4,15 @@
 use actix_web::http::StatusCode;
 use bytes::Bytes;
 
-use super::code_of;
-use crate::helpers::spawn_with;
+use crate::helpers::{error_code, spawn_with};
+
+/// The stable code of an error answer: JSON (`error.code`) or HTML (the alert's `data-code`).
+fn code_of(body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        return v["error"]["code"].as_str().unwrap_or("").to_owned();
+    }
+    error_code(body).unwrap_or_default()
+}
 
 #[actix_web::test]
 async fn query_limits_have_their_codes() {
