@@ -7,7 +7,6 @@
 //!
 //! When Chromium or chromedriver is missing, [`Browser::start`] returns `None` after printing
 //! how to install them, or panics when the `CI` environment variable is set.
-#![allow(dead_code)]
 
 use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener};
@@ -45,7 +44,8 @@ pub struct Browser {
     pub client: Client,
     name: String,
     driver: Child,
-    dir: tempfile::TempDir,
+    /// The Chromium profile and chromedriver's log, removed with the browser.
+    _dir: tempfile::TempDir,
     _slot: SemaphorePermit<'static>,
 }
 
@@ -139,7 +139,7 @@ impl Browser {
             client,
             name: name.to_owned(),
             driver: guard.0.take().expect("set above"),
-            dir,
+            _dir: dir,
             _slot: slot,
         })
     }

@@ -1,7 +1,6 @@
 //! What the tests share: `spawn_app()` starts signpost on loopback with its embedded store in
 //! a temporary data dir, with a client for it (`TestApp`); `html` reads its pages,
 //! `fake_store` stands in for a misbehaving S3 store, `browser` drives headless Chromium.
-#![allow(dead_code)]
 
 pub mod browser;
 pub mod fake_store;
