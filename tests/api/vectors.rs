@@ -169,7 +169,16 @@ fn the_v2_form_has_the_tutorials_fields() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    // Every run ends: a case that takes over 10 s fails (proptest enforces it by running the
+    // cases in a child process, this test re-run), and shrinking a failure stops after 1024
+    // steps or 30 s.
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        timeout: 10_000,
+        max_shrink_iters: 1024,
+        max_shrink_time: 30_000,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn any_metadata_parses_back_and_every_field_is_covered(

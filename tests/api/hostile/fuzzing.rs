@@ -7,10 +7,10 @@ use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::test as atest;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as PtConfig, RngAlgorithm, TestCaseResult, TestRunner};
+use proptest::test_runner::TestCaseResult;
 use signpost::web::startup::app;
 
-use super::{Answer, Env, Req, cases, check, env, send};
+use super::{Answer, Env, Req, Watchdog, answer_in_time, cases, check, env, runner, send};
 use crate::helpers::enc;
 
 /// Run `cases` generated requests against a fresh service; returns how many were sent.
@@ -36,17 +36,10 @@ where
     let sent = Cell::new(0u64);
     let statuses = std::cell::RefCell::new(std::collections::BTreeMap::<String, u64>::new());
     let started = std::time::Instant::now();
-    let mut runner = TestRunner::new(PtConfig {
-        cases: cases(),
-        max_shrink_iters: 4096,
-        failure_persistence: None,
-        // ChaCha is ten times slower in a debug build.
-        rng_algorithm: RngAlgorithm::XorShift,
-        ..PtConfig::default()
-    });
-    let result = runner.run(&strategy, |req| {
+    let watchdog = Watchdog::start(handler);
+    let result = runner().run(&strategy, |req| {
         sent.set(sent.get() + 1);
-        let answer = sys.block_on(send!(&svc, &req));
+        let answer = answer_in_time(&sys, &watchdog, &req, send!(&svc, &req))?;
         let code = check(env, &req, &answer)?;
         *statuses
             .borrow_mut()

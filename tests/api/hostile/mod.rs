@@ -14,14 +14,18 @@ mod limits;
 mod policy;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode, Uri};
+use actix_web::rt::SystemRunner;
 use actix_web::web;
 use base64::Engine;
 use bytes::Bytes;
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{Config as PtConfig, RngAlgorithm, TestCaseError, TestRunner};
 use signpost::config::{Config, Settings};
 use signpost::store::Backend;
 use signpost::store::multipart::form_body;
@@ -40,6 +44,91 @@ fn cases() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000)
+}
+
+/// How long one generated request may go unanswered before its case fails.
+const CASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The runner of `cases()` generated requests. Every run ends: a case has [`CASE_TIMEOUT`]
+/// (see [`answer_in_time`]), and shrinking a failure stops after a number of steps or a time,
+/// whichever comes first, reporting the smallest case found by then.
+///
+/// Not proptest's own `timeout`: it runs the cases in a child process that exits as soon as
+/// they pass, which would skip each test's report and checks after the run, and the clean-up
+/// of its data dir and store.
+fn runner() -> TestRunner {
+    TestRunner::new(PtConfig {
+        cases: cases(),
+        max_shrink_iters: 2048,
+        max_shrink_time: 60_000,
+        // A failure is reported with its smallest case; nothing is written to the source tree.
+        failure_persistence: None,
+        // ChaCha is ten times slower in a debug build.
+        rng_algorithm: RngAlgorithm::XorShift,
+        ..PtConfig::default()
+    })
+}
+
+/// Ends the test binary when a case runs past twice [`CASE_TIMEOUT`]: a handler that never
+/// yields (a loop) cannot be interrupted in-process, and would otherwise hang the whole run.
+/// It names the test and the request first.
+struct Watchdog {
+    watched: Arc<Mutex<Option<(Instant, Req)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(what: &str) -> Self {
+        let watched: Arc<Mutex<Option<(Instant, Req)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (w, s, what) = (watched.clone(), stop.clone(), what.to_owned());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+                if let Some((since, req)) = &*w.lock().unwrap()
+                    && since.elapsed() > 2 * CASE_TIMEOUT
+                {
+                    eprintln!(
+                        "hostile: {what}: no answer after {:?}, and the handler never yielded: \
+                         ending the test binary. The request: {req:?}",
+                        since.elapsed()
+                    );
+                    std::process::exit(101);
+                }
+            }
+        });
+        Self {
+            watched,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The answer to `req` (the future of `send!`), or a failed case when it takes longer than
+/// [`CASE_TIMEOUT`]; `watchdog` watches the wait.
+fn answer_in_time(
+    sys: &SystemRunner,
+    watchdog: &Watchdog,
+    req: &Req,
+    answer: impl Future<Output = Answer>,
+) -> Result<Answer, TestCaseError> {
+    *watchdog.watched.lock().unwrap() = Some((Instant::now(), req.clone()));
+    // The timer is made inside the runtime it runs on.
+    let answer = sys.block_on(async { actix_web::rt::time::timeout(CASE_TIMEOUT, answer).await });
+    *watchdog.watched.lock().unwrap() = None;
+    answer
+        .map_err(|_| TestCaseError::fail(format!("no answer within {CASE_TIMEOUT:?} for {req:?}")))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,14 +8,12 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::test as atest;
 use base64::Engine;
 use proptest::prelude::*;
-use proptest::test_runner::{
-    Config as PtConfig, RngAlgorithm, TestCaseError, TestCaseResult, TestRunner,
-};
+use proptest::test_runner::{TestCaseError, TestCaseResult};
 use signpost::config::SignatureArg;
 use signpost::upload::{ImageType, UploadRequest, encode_metadata};
 use signpost::web::startup::app;
 
-use super::{Env, PUBLIC, Req, cases, check, env, send, shorten};
+use super::{Env, PUBLIC, Req, Watchdog, answer_in_time, check, env, runner, send, shorten};
 use crate::helpers::{enc, fragment_fields};
 
 struct Expect<'a> {
@@ -403,14 +401,12 @@ fn policy_property(env: &Env, v4: bool, api: bool) -> (u64, u64) {
     let svc = sys.block_on(async move { atest::init_service(app(data)).await });
     let sent = Cell::new(0u64);
     let accepted = Cell::new(0u64);
-    let mut runner = TestRunner::new(PtConfig {
-        cases: cases(),
-        failure_persistence: None,
-        // ChaCha is ten times slower in a debug build.
-        rng_algorithm: RngAlgorithm::XorShift,
-        ..PtConfig::default()
+    let watchdog = Watchdog::start(if api {
+        "policy via the API"
+    } else {
+        "policy via the fragment"
     });
-    let result = runner.run(&ask(env), |a| {
+    let result = runner().run(&ask(env), |a| {
         sent.set(sent.get() + 1);
         let req = if api {
             Req {
@@ -432,7 +428,7 @@ fn policy_property(env: &Env, v4: bool, api: bool) -> (u64, u64) {
                 body: vec![],
             }
         };
-        let answer = sys.block_on(send!(&svc, &req));
+        let answer = answer_in_time(&sys, &watchdog, &req, send!(&svc, &req))?;
         check(env, &req, &answer)?;
         // The API refuses unknown fields; the fragment ignores unknown parameters.
         let valid = a
