@@ -1,5 +1,6 @@
-//! Issues 3, 4 and 5 in a real browser: headless Chromium through chromedriver, against a
-//! signpost started per test with its embedded store, everything on loopback.
+//! The upload page, multiple files, drag and drop and the gallery in a real browser: headless
+//! Chromium through chromedriver, against a signpost started per test with its embedded
+//! store, everything on loopback.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the tests print how to install
 //! them and pass, unless `CI` is set, where they fail. `SIGNPOST_SCREENSHOT_DIR=/some/dir` saves
@@ -368,7 +369,7 @@ async fn drop_files(b: &Browser, files: &[(&str, Vec<u8>)]) {
     );
 }
 
-/// Issue 3: choose a PNG, see it, the form is signed for it, Save lands on /uploaded with it.
+/// Choose a PNG, see it, the form is signed for it, Save lands on /uploaded with it.
 #[actix_web::test]
 async fn choosing_a_png_previews_signs_and_uploads_it() {
     let Some(b) = Browser::start("choose_and_upload").await else {
@@ -380,7 +381,7 @@ async fn choosing_a_png_previews_signs_and_uploads_it() {
     b.finish().await;
 }
 
-/// Issue 3: a file over --max-bytes shows the inline error, Save stays disabled, nothing lands.
+/// A file over --max-bytes shows the inline error, Save stays disabled, nothing lands.
 #[actix_web::test]
 async fn an_oversized_file_shows_the_error_and_uploads_nothing() {
     let Some(b) = Browser::start("oversized").await else {
@@ -437,7 +438,7 @@ async fn an_oversized_file_shows_the_error_and_uploads_nothing() {
     b.finish().await;
 }
 
-/// Issue 4: after an upload from the page, the gallery shows its thumbnail loaded.
+/// After an upload from the page, the gallery shows its thumbnail loaded.
 #[actix_web::test]
 async fn the_gallery_shows_the_uploaded_image() {
     let Some(b) = Browser::start("gallery").await else {
@@ -450,7 +451,7 @@ async fn the_gallery_shows_the_uploaded_image() {
     b.finish().await;
 }
 
-/// Issue 5: three files at once: three cards, uploaded with progress, confirmed, in the gallery.
+/// Three files at once: three cards, uploaded with progress, confirmed, in the gallery.
 #[actix_web::test]
 async fn three_files_at_once_upload_with_progress() {
     let Some(b) = Browser::start("three_at_once").await else {
@@ -496,7 +497,7 @@ async fn three_files_at_once_upload_with_progress() {
     b.finish().await;
 }
 
-/// Issue 5: one file dropped on the zone behaves like a single choice and uploads.
+/// One file dropped on the zone behaves like a single choice and uploads.
 #[actix_web::test]
 async fn a_dropped_file_uploads_like_a_chosen_one() {
     let Some(b) = Browser::start("drop_one").await else {
@@ -510,7 +511,7 @@ async fn a_dropped_file_uploads_like_a_chosen_one() {
     b.finish().await;
 }
 
-/// Issue 5: two files dropped at once make two cards that upload.
+/// Two files dropped at once make two cards that upload.
 #[actix_web::test]
 async fn two_dropped_files_make_two_cards_that_upload() {
     let Some(b) = Browser::start("drop_two").await else {
@@ -537,7 +538,7 @@ async fn two_dropped_files_make_two_cards_that_upload() {
     b.finish().await;
 }
 
-/// Issue 5: of three files, the one over the limit fails on its card; the others upload.
+/// Of three files, the one over the limit fails on its card; the others upload.
 #[actix_web::test]
 async fn a_file_over_the_limit_fails_on_its_card_while_the_others_upload() {
     let Some(b) = Browser::start("one_too_big").await else {

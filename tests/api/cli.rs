@@ -1,4 +1,4 @@
-//! Issue 5's CORS tools: the embedded store's preflights, `signpost check` against a running
+//! The CORS tools: the embedded store's preflights, `signpost check` against a running
 //! embedded store, a stopped one, wrong credentials and fake stores, and `signpost cors`
 //! against a fake external endpoint that verifies the PutBucketCors request.
 

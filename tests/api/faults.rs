@@ -1,6 +1,6 @@
-//! Issue 6, store faults: with its store down, hanging, failing with 500 or answering
-//! garbage, signpost answers 503/502 quickly with a useful message, still signs (the page
-//! and the fragment render), and recovers by itself when the store comes back.
+//! Store faults: with its store down, hanging, failing with 500 or answering garbage, signpost
+//! answers 503/502 quickly with a useful message, still signs (the page and the fragment render),
+//! and recovers by itself when the store comes back.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! Issue 8's proof: upload events delivered to a real receiver on loopback (an actix-web
+//! Upload events delivered to a real receiver on loopback (an actix-web
 //! server started here, recording every request and able to answer 500 for a while).
 
 use std::collections::BTreeMap;

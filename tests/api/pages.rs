@@ -1,5 +1,5 @@
-//! Issue 3: the upload page, the image-meta fragment, and the confirmation of an upload,
-//! through the real server and the embedded store on loopback.
+//! The upload page, the image-meta fragment, and the confirmation of an upload, through the
+//! real server and the embedded store on loopback.
 
 use crate::helpers::*;
 use awc::http::StatusCode;

@@ -1,7 +1,7 @@
-//! Issue 6, the real binary: secrets never leak (also under `RUST_LOG=trace` and in start-up
-//! errors), the embedded store keeps its objects across a restart and after a SIGKILL
-//! mid-upload, SIGTERM lets in-flight requests finish and stops both servers, and every
-//! request gets one structured log line and an `X-Request-Id`.
+//! The real binary: secrets never leak (also under `RUST_LOG=trace` and in start-up errors), the
+//! embedded store keeps its objects across a restart and after a SIGKILL mid-upload, SIGTERM lets
+//! in-flight requests finish and stops both servers, and every request gets one structured log line
+//! and an `X-Request-Id`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

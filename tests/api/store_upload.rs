@@ -1,6 +1,5 @@
-//! Issue 2's proof: forms signed by the core, posted to the real embedded s3s store over
-//! loopback. A good form stores the exact bytes; every tampered variant is refused and
-//! leaves nothing behind.
+//! Forms signed by the core, posted to the real embedded s3s store over loopback. A good form
+//! stores the exact bytes; every tampered variant is refused and leaves nothing behind.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Headless Chromium driven through Debian's chromedriver, for `tests/browser.rs`.
+//! Headless Chromium driven through Debian's chromedriver, for the `browser` tests.
 //!
 //! Each [`Browser`] starts its own chromedriver on a free loopback port, in its own process
 //! group, with a fresh Chromium profile in a temporary directory; dropping it (also when a

@@ -1,5 +1,5 @@
-//! Helpers of the hardening tests (issue 6): a fake S3 store on loopback whose behaviour
-//! can be switched while it runs (down, hanging, 500, garbage, or a proxy to a real store).
+//! A fake S3 store on loopback whose behaviour can be switched while it runs (down, hanging,
+//! 500, garbage, or a proxy to a real store), for the fault and process tests.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

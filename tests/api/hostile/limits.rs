@@ -232,8 +232,8 @@ async fn without_a_rate_limit_signing_is_not_limited() {
     app.handle.stop(false).await;
 }
 
-/// Found by the generated requests: a 405 for HEAD on the fragment, the confirmation page
-/// and the gallery said `Allow: GET, HEAD`.
+/// A 405 lists what the resource takes, never the method it refused: HEAD on the fragment,
+/// the confirmation page and the gallery gets `Allow: GET`.
 #[actix_web::test]
 async fn a_405_never_advertises_the_refused_method() {
     let app = spawn_with(|_| {}).await;
