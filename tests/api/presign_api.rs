@@ -3,8 +3,9 @@
 
 use crate::helpers::*;
 use awc::http::StatusCode;
+use bytes::Bytes;
 use signpost::testdata;
-use signpost::upload::Clock;
+use signpost::upload::{Clock, UploadId};
 
 #[actix_web::test]
 async fn the_api_signs_uploads_that_land_with_the_signed_metadata() {
@@ -232,4 +233,60 @@ fn the_cli_never_invents_credentials_for_the_embedded_store() {
     let e = signpost::cli::presign::presign(&settings, &args, Clock::System).unwrap_err();
     assert!(e.contains("--data-dir"), "{e}");
     assert!(!signpost::store::embedded::credentials_path(dir.path()).exists());
+}
+
+/// A well-formed key outside the key prefix (an id of the shape signpost makes, under another
+/// prefix) is refused before the store is asked: the confirmation page and the API answer 400
+/// `key_outside_prefix`, and an object stored under that key stays untouched. It is no image,
+/// so a confirmation that read it would have deleted it, as it does inside the prefix.
+#[actix_web::test]
+async fn a_well_formed_key_outside_the_prefix_is_refused_and_left_alone() {
+    let app = spawn_app().await;
+    let id = UploadId::random(chrono::Utc::now());
+    let inside = format!("uploads/{id}/x.png");
+    let outside = format!("other/{id}/x.png");
+    signpost::store::parse_key(&app.settings.prefix, &inside).expect("a key signpost makes");
+    let client = app.store_client();
+    let bytes = Bytes::from_static(b"not an image, though stored as image/png");
+    for key in [&inside, &outside] {
+        client.put(key, bytes.clone(), "image/png").await.unwrap();
+    }
+    let etag = client.head(&outside).await.unwrap().expect("stored").etag;
+
+    let page = app.get(&uploaded_path(&outside, &etag)).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert_eq!(
+        error_code(&page.body).as_deref(),
+        Some("key_outside_prefix"),
+        "{}",
+        page.body
+    );
+    let api = app
+        .post_json(
+            "/api/uploads/confirm",
+            &serde_json::json!({"key": outside, "etag": etag}),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::BAD_REQUEST, "{}", api.body);
+    let v: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(v["error"]["code"], "key_outside_prefix", "{}", api.body);
+
+    let head = client.head(&outside).await.unwrap().expect("still stored");
+    assert_eq!(head.etag, etag);
+    let stored = client
+        .get(&outside, 1024)
+        .await
+        .unwrap()
+        .expect("still stored");
+    assert_eq!(stored, bytes);
+
+    // The same object under the prefix is read, found to be no image, and deleted.
+    let page = app.get(&uploaded_path(&inside, &etag)).await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    assert_eq!(client.head(&inside).await.unwrap(), None, "deleted");
 }
