@@ -35,6 +35,11 @@ fn env(version: Version, max_bytes: u64) -> Env {
 }
 
 fn env_ttl(version: Version, max_bytes: u64, ttl_secs: u64) -> Env {
+    env_full(version, max_bytes, max_bytes, ttl_secs)
+}
+
+/// Forms signed for at most `max_bytes`, to a store that takes files up to `store_max_bytes`.
+fn env_full(version: Version, max_bytes: u64, store_max_bytes: u64, ttl_secs: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::embedded(dir.path());
     config.embedded_s3_bind = "127.0.0.1:0".parse().unwrap();
@@ -52,7 +57,7 @@ fn env_ttl(version: Version, max_bytes: u64, ttl_secs: u64) -> Env {
         bucket: settings.bucket.clone(),
         credentials: credentials.clone(),
         allowed_origin: None,
-        max_bytes,
+        max_bytes: store_max_bytes,
         policy_ttl: std::time::Duration::from_secs(ttl_secs),
     })
     .unwrap();
@@ -306,4 +311,43 @@ async fn the_stores_clock_window_follows_the_policy_lifetime() {
     );
     let (status, body) = post(&env, &s.url, &owned(&s), &png).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// The signed policy alone keeps a file within the limit: the store here would take 64 MiB,
+/// but a form signed for at most 1 KiB (its `content-length-range`) is refused for a 2 KiB file,
+/// which is not stored, and takes a 1 KiB one. A form signed for 4 KiB gets the 2 KiB file in:
+/// the refusal was the policy's, not the store's.
+#[actix_web::test]
+async fn the_policy_alone_refuses_a_file_over_the_limit() {
+    let file = |size: usize| {
+        let mut f = testdata::png(4, 3);
+        f.resize(size, 0x42);
+        f
+    };
+    for version in [Version::V4, Version::V2] {
+        let env = env_full(version, 1024, 64 * 1024 * 1024, 600);
+        let p = presigner(&env, None);
+        let s = signed(&p, "photo.png", 1024);
+        let conditions = crate::helpers::policy_of(&owned(&s))["conditions"].to_string();
+        assert!(
+            conditions.contains(r#"["content-length-range",1,1024]"#),
+            "{version:?}: {conditions}"
+        );
+
+        let (status, body) = post(&env, &s.url, &owned(&s), &file(2048)).await;
+        assert_refused(status, &body, "EntityTooLarge");
+        assert_nothing_stored(&env).await;
+
+        let exact = file(1024);
+        let (status, body) = post(&env, &s.url, &owned(&s), &exact).await;
+        assert_eq!(status, StatusCode::CREATED, "{version:?}: {body}");
+        let stored = env.client.get(s.key(), 1 << 20).await.unwrap();
+        assert_eq!(stored.as_deref(), Some(exact.as_slice()), "{version:?}");
+
+        let mut wider = presigner(&env, None);
+        wider.limits.max_bytes = 4096;
+        let w = signed(&wider, "wider.png", 2048);
+        let (status, body) = post(&env, &w.url, &owned(&w), &file(2048)).await;
+        assert_eq!(status, StatusCode::CREATED, "{version:?}: {body}");
+    }
 }
