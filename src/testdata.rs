@@ -38,6 +38,37 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// A PNG whose header claims `width` × `height` pixels over a few bytes of data: a pixel
+/// bomb, whose decoder would allocate for every pixel it claims.
+pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&[0u8; 4096])
+        .expect("writing into memory cannot fail");
+    let idat = z.finish().expect("writing into memory cannot fail");
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &idat);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A baseline JPEG of `width` × `height` pixels (a colour gradient) at quality 85.
+pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        // Truncation to u8 is the point: a repeating gradient.
+        image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&img)
+        .expect("encoding into memory cannot fail");
+    out
+}
+
 /// A 1 × 1 GIF.
 pub fn gif() -> Vec<u8> {
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec()

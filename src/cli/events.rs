@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{EventsArgs, Settings};
 use crate::notify::Event;
-use crate::notify::sweep::Scanner;
-use crate::store::{Backend, public_url};
-use crate::store::{ConfirmError, OnLie, S3Client, StoreError, confirm};
+use crate::store::{
+    Backend, ConfirmError, OnReject, S3Client, StoreError, Verifier, confirm, public_url,
+};
+use crate::sweep::scan::Scanner;
 
 /// What a run printed and skipped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -52,10 +53,11 @@ pub async fn write_events(
     err: &mut impl Write,
 ) -> Result<Summary, EventsError> {
     let mut summary = Summary::default();
+    let verifier = Verifier::for_settings(settings);
     let mut scanner = Scanner::new(client, &settings.prefix, now, since.timestamp_millis());
     while let Some(page) = scanner.next_page().await? {
         for c in page {
-            match confirm(client, &settings.limits, &c.key, None, OnLie::Keep).await {
+            match confirm(client, &verifier, &c.key, None, OnReject::Keep).await {
                 Ok(confirmed) => {
                     let event = Event::new(&settings.bucket, &confirmed);
                     out.write_all(&event.body())?;

@@ -173,6 +173,13 @@ pub struct Config {
         global = true
     )]
     pub policy_ttl_secs: u64,
+    /// Largest image accepted, in pixels (width × height, as its header claims).
+    #[arg(long, env = "SIGNPOST_MAX_PIXELS", default_value_t = DEFAULTS.max_pixels, global = true)]
+    pub max_pixels: u64,
+    /// Uploads up to this many bytes are read whole and decoded when they are confirmed;
+    /// larger ones are checked from their headers and structure.
+    #[arg(long, env = "SIGNPOST_MAX_DECODE_BYTES", default_value_t = DEFAULTS.max_decode_bytes, global = true)]
+    pub max_decode_bytes: u64,
     /// Canned ACL to set on uploads (e.g. public-read). Unset: none (buckets made since
     /// 2023 refuse ACLs).
     #[arg(long, env = "SIGNPOST_ACL", global = true)]
@@ -282,6 +289,8 @@ impl Config {
             key_prefix: DEFAULTS.key_prefix.into(),
             max_bytes: DEFAULTS.max_bytes,
             policy_ttl_secs: DEFAULTS.policy_ttl_secs,
+            max_pixels: DEFAULTS.max_pixels,
+            max_decode_bytes: DEFAULTS.max_decode_bytes,
             acl: None,
             allowed_types: DEFAULTS
                 .allowed_types

@@ -20,6 +20,12 @@ pub struct Defaults {
     /// S3's own limit for a single POST.
     pub s3_max_bytes: u64,
     pub policy_ttl_secs: u64,
+    /// Images with more pixels are refused at confirmation.
+    pub max_pixels: u64,
+    /// Uploads up to this size are read whole and decoded at confirmation.
+    pub max_decode_bytes: u64,
+    /// What one decode may allocate; larger images are checked from their structure only.
+    pub decode_max_alloc: u64,
     pub allowed_types: &'static str,
     pub s3_connect_timeout_ms: u64,
     pub s3_timeout_ms: u64,
@@ -40,6 +46,9 @@ pub const DEFAULTS: Defaults = Defaults {
     embedded_max_bytes: 100 * 1024 * 1024,
     s3_max_bytes: 5 * 1024 * 1024 * 1024,
     policy_ttl_secs: 600,
+    max_pixels: 50_000_000,
+    max_decode_bytes: 64 * 1024 * 1024,
+    decode_max_alloc: 256 * 1024 * 1024,
     allowed_types: "image/jpeg,image/png,image/gif,image/webp,image/avif",
     s3_connect_timeout_ms: 1000,
     s3_timeout_ms: 3000,

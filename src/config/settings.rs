@@ -9,6 +9,7 @@ use url::Url;
 
 use super::cli::{CheckpointArg, Config, LogFormat, SignatureArg};
 use super::defaults::DEFAULTS;
+use crate::imaging::DecodeLimits;
 use crate::policy::Version;
 use crate::secret::{Credentials, Secret};
 use crate::upload::{ImageType, KeyPrefix, Limits};
@@ -28,8 +29,6 @@ pub enum StoreSettings {
 pub struct NotifySettings {
     pub url: Url,
     pub secret: Secret,
-    pub sweep: Duration,
-    pub checkpoint: CheckpointArg,
 }
 
 /// The validated configuration. `Debug` is safe to log: secrets print redacted.
@@ -50,12 +49,19 @@ pub struct Settings {
     pub limits: Limits,
     pub policy_ttl: Duration,
     pub acl: Option<String>,
+    /// What confirmation decodes, and the pixel limit.
+    pub decode: DecodeLimits,
+    pub max_decode_bytes: u64,
     pub public_base_url: Option<Url>,
     pub s3_connect_timeout: Duration,
     pub s3_timeout: Duration,
     pub sign_rate_per_minute: Option<u32>,
     pub trust_proxy: bool,
     pub notify: Option<NotifySettings>,
+    /// How often the background sweep confirms new uploads (and delivers their events).
+    pub sweep_interval: Duration,
+    /// Where the sweep keeps its checkpoint.
+    pub checkpoint: CheckpointArg,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     /// Checked at start: the folder exists and holds the page's script and style sheet.
@@ -265,6 +271,8 @@ struct Uploads {
     limits: Limits,
     policy_ttl: Duration,
     acl: Option<String>,
+    decode: DecodeLimits,
+    max_decode_bytes: u64,
 }
 
 fn allowed_types(raw: &[String]) -> Result<Vec<ImageType>, ConfigError> {
@@ -336,7 +344,18 @@ fn uploads(c: &Config, store: &StoreSettings) -> Result<Uploads, ConfigError> {
             ));
         }
     }
+    if c.max_pixels == 0 {
+        return err("--max-pixels must be at least 1");
+    }
+    if c.max_decode_bytes < 1024 * 1024 {
+        return err("--max-decode-bytes must be at least 1048576 (1 MiB)");
+    }
     Ok(Uploads {
+        decode: DecodeLimits {
+            max_pixels: c.max_pixels,
+            max_alloc: DEFAULTS.decode_max_alloc,
+        },
+        max_decode_bytes: c.max_decode_bytes,
         prefix,
         limits: Limits {
             allowed,
@@ -362,14 +381,9 @@ fn notify(c: &Config) -> Result<Option<NotifySettings>, ConfigError> {
             if secret.expose().chars().count() < 16 {
                 return err("--notify-secret must be at least 16 characters");
             }
-            if c.notify_sweep_secs == 0 {
-                return err("--notify-sweep-secs must be at least 1");
-            }
             Ok(Some(NotifySettings {
                 url: parse_http_url("the notification URL", "--notify-url", &raw)?,
                 secret,
-                sweep: Duration::from_secs(c.notify_sweep_secs),
-                checkpoint: c.notify_checkpoint,
             }))
         }
     }
@@ -392,6 +406,9 @@ impl Settings {
             );
         }
         let notify = notify(&c)?;
+        if c.notify_sweep_secs == 0 {
+            return err("--notify-sweep-secs must be at least 1");
+        }
 
         Ok(Self {
             bind: c.bind,
@@ -409,12 +426,16 @@ impl Settings {
             limits: uploads.limits,
             policy_ttl: uploads.policy_ttl,
             acl: uploads.acl,
+            decode: uploads.decode,
+            max_decode_bytes: uploads.max_decode_bytes,
             public_base_url,
             s3_connect_timeout: Duration::from_millis(c.s3_connect_timeout_ms),
             s3_timeout: Duration::from_millis(c.s3_timeout_ms),
             sign_rate_per_minute: c.sign_rate_per_minute,
             trust_proxy: c.trust_proxy,
             notify,
+            sweep_interval: Duration::from_secs(c.notify_sweep_secs),
+            checkpoint: c.notify_checkpoint,
             shutdown_grace: Duration::from_secs(c.shutdown_grace_secs),
             log_format: c.log_format,
             static_dir: c.static_dir,

@@ -35,8 +35,7 @@ pub struct Event {
     pub content_type: String,
     /// The original file name, as the browser sent it.
     pub filename: String,
-    /// Read from the image's own header (the browser's values when the header is beyond
-    /// the first megabyte of a JPEG); `null` when unknown.
+    /// Read from the image's own header.
     pub width: Option<u32>,
     pub height: Option<u32>,
     /// RFC 3339 UTC with milliseconds: the upload id's time (when the form was signed).
@@ -45,7 +44,6 @@ pub struct Event {
 
 impl Event {
     pub fn new(bucket: &str, c: &Confirmed) -> Self {
-        let dims = c.shown_dimensions();
         Self {
             id: event_id(c.key.as_str(), &c.etag),
             bucket: bucket.to_owned(),
@@ -54,8 +52,8 @@ impl Event {
             size: c.size,
             content_type: c.image_type.mime().to_owned(),
             filename: c.filename.clone(),
-            width: dims.map(|d| d.width),
-            height: dims.map(|d| d.height),
+            width: Some(c.dimensions.width),
+            height: Some(c.dimensions.height),
             uploaded_at: c
                 .uploaded_at
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
@@ -101,11 +99,11 @@ mod tests {
             etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
             size: 1234,
             image_type: ImageType::Png,
-            dimensions: Some(Dimensions {
+            dimensions: Dimensions {
                 width: 64,
                 height: 48,
-            }),
-            signed_dimensions: None,
+            },
+            decoded: true,
             filename: "Crème \"brûlée\".png".into(),
             uploaded_at: Some(at),
         };

@@ -9,8 +9,8 @@ use url::Url;
 
 use super::StoreTarget;
 use super::embedded::{
-    EmbeddedError, EmbeddedOptions, EmbeddedStore, credentials_path, endpoint_url,
-    load_credentials, load_or_create_credentials,
+    EmbeddedError, EmbeddedOptions, EmbeddedStore, Limits as EmbeddedLimits, credentials_path,
+    endpoint_url, load_credentials, load_or_create_credentials,
 };
 use crate::config::{Settings, StoreSettings};
 use crate::policy::Signer;
@@ -91,6 +91,7 @@ impl Backend {
             allowed_origin: Some(public_url.origin().ascii_serialization()),
             max_bytes: settings.limits.max_bytes,
             policy_ttl: settings.policy_ttl,
+            limits: EmbeddedLimits::for_max_bytes(settings.limits.max_bytes),
         })?;
         let endpoint = reachable_endpoint(store.addr(), public_url);
         Self::new(settings, Some(&endpoint), credentials, Some(store))

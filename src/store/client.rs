@@ -119,10 +119,24 @@ impl S3Client {
         &self,
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match actix_web::rt::time::timeout(self.target.timeout, fut).await {
+        self.bounded_by(self.target.timeout, fut).await
+    }
+
+    async fn bounded_by<T>(
+        &self,
+        timeout: Duration,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match actix_web::rt::time::timeout(timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(self.timeout_error()),
         }
+    }
+
+    /// The total timeout of a read of `bytes`: the configured one, plus a second per MiB
+    /// (whole photos are read at confirmation).
+    fn timeout_for(&self, bytes: usize) -> Duration {
+        self.target.timeout + Duration::from_secs(u64::try_from(bytes >> 20).unwrap_or(u64::MAX))
     }
 
     async fn read_limited(
@@ -214,7 +228,7 @@ impl S3Client {
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn probe(&self, key: &str, max: usize) -> Result<Option<ObjectProbe>, StoreError> {
         let url = GetObject::new(&self.target.bucket, self.creds(), key).sign(REQUEST_URL_TTL);
-        self.bounded(async {
+        self.bounded_by(self.timeout_for(max), async {
             let mut resp = self
                 .send(
                     self.http

@@ -1,37 +1,39 @@
-//! Confirming an upload: the redirect's query and the confirm API are untrusted, so the
-//! object is looked up in the store, its bytes are checked against its stored type, and a
-//! file that lies about what it is gets deleted. The gallery and the notification sweep
-//! use the same checks.
+//! Confirming an upload. The redirect's query and the confirm API are untrusted, so the
+//! object is looked up in the store; if it has no record for its current ETag, its bytes are
+//! read and verified (type, pixel limit, structure, a bounded decode, off the async workers)
+//! and only then is its record written. The record comes last: its existence means
+//! "verified". The gallery, the sweep and the events all build on it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
 
-use super::{S3Client, StoreError, strip_quotes};
-use crate::upload::{
-    Dimensions, ImageType, KeyPrefix, Limits, ObjectKey, VerifyError, decode_metadata, verify,
-};
+use super::records::{self, Confirmed};
+use super::{ObjectHead, S3Client, StoreError, strip_quotes};
+use crate::config::Settings;
+use crate::imaging::{DecodeLimits, VerifyError, verify};
+use crate::upload::{ImageType, KeyPrefix, Limits, ObjectKey, decode_metadata};
 
-/// First bytes read to check an image: enough for PNG, GIF, WebP, AVIF and most JPEGs.
-pub const PROBE_BYTES: usize = 64 * 1024;
-/// Second read for JPEGs whose size marker comes after large metadata.
-pub const PROBE_BYTES_LARGE: usize = 1024 * 1024;
+/// What is read of an object too large to verify whole: enough for any image header.
+pub const PROBE_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfirmError {
     #[error("this link names another bucket")]
     WrongBucket,
-    #[error("this link names a file outside the upload folder")]
+    #[error("this key is outside the upload folder")]
     KeyOutsidePrefix,
-    #[error("this link's ETag is not valid")]
+    #[error("this ETag is not valid")]
     BadEtag,
     #[error(
         "we could not find this upload; it may have expired before it was sent, or been removed"
     )]
     NotFound,
-    #[error("the stored file is not the one this link describes (its ETag differs)")]
+    #[error("the stored file is not the one described (its ETag differs)")]
     EtagMismatch,
-    #[error("{reason}{}", if *.deleted { "; the file was deleted" } else { "" })]
+    #[error("{reason}{}", if *.deleted { "; the file was deleted" } else { "; it will be removed" })]
     Rejected { reason: String, deleted: bool },
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -51,28 +53,72 @@ impl ConfirmError {
     }
 }
 
-/// A stored upload that passed every check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Confirmed {
-    pub key: ObjectKey,
-    pub etag: String,
-    pub size: u64,
-    pub image_type: ImageType,
-    /// Read from the image's own header (`None` only for a JPEG whose size marker lies
-    /// beyond the first megabyte).
-    pub dimensions: Option<Dimensions>,
-    /// What the browser measured and the policy signed.
-    pub signed_dimensions: Option<Dimensions>,
-    /// The original file name, decoded from `x-amz-meta-filename` (the key's name if absent).
-    pub filename: String,
-    /// The upload id's time, or the store's Last-Modified.
-    pub uploaded_at: Option<DateTime<Utc>>,
+/// What to do with a file whose bytes are certainly not an allowed image: the background
+/// sweep and the API delete it; a page request never deletes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnReject {
+    Delete,
+    Keep,
 }
 
-impl Confirmed {
-    /// The dimensions to show: the server's own reading wins.
-    pub fn shown_dimensions(&self) -> Option<Dimensions> {
-        self.dimensions.or(self.signed_dimensions)
+/// What confirmations need, shared by the pages, the API and the sweep: the rules, and a
+/// bound on the verifications that read and decode at once (each holds up to
+/// `max_decode_bytes` of the file and its decoder's memory).
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    pub prefix: KeyPrefix,
+    pub limits: Limits,
+    pub decode: DecodeLimits,
+    /// Objects up to this size are read whole and decoded; larger ones are checked from
+    /// their first bytes.
+    pub max_decode_bytes: u64,
+    permits: Arc<Semaphore>,
+    /// One confirmation per key at a time in this process: a second one (the sweep and the
+    /// page at once, say) waits, then finds the record the first one wrote.
+    in_flight: Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Verifier {
+    /// Verifications at once: each may hold a file and its decoded pixels.
+    pub const CONCURRENCY: usize = 2;
+
+    pub fn new(
+        prefix: KeyPrefix,
+        limits: Limits,
+        decode: DecodeLimits,
+        max_decode_bytes: u64,
+    ) -> Self {
+        Self {
+            prefix,
+            limits,
+            decode,
+            max_decode_bytes,
+            permits: Arc::new(Semaphore::new(Self::CONCURRENCY)),
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// The lock of one key's confirmation.
+    fn key_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        // A poisoned lock only means another confirmation panicked: the map is still sound.
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lock) = map.get(key).and_then(Weak::upgrade) {
+            return lock;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(key.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+
+    /// The verifier the settings describe.
+    pub fn for_settings(settings: &Settings) -> Self {
+        Self::new(
+            settings.prefix.clone(),
+            settings.limits.clone(),
+            settings.decode,
+            settings.max_decode_bytes,
+        )
     }
 }
 
@@ -80,19 +126,6 @@ impl Confirmed {
 pub fn valid_etag(etag: &str) -> bool {
     let e = strip_quotes(etag);
     !e.is_empty() && e.len() <= 128 && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// What to do with a file that is not what it claims.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnLie {
-    Delete,
-    Keep,
-}
-
-fn parse_dimension(meta: &BTreeMap<String, String>, name: &str) -> Option<u32> {
-    meta.get(name)
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|&v| v > 0)
 }
 
 fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
@@ -106,95 +139,133 @@ fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
         })
 }
 
-/// Look the object up and verify it. `etag`: what the browser says it uploaded, if anything.
+/// The upload's original name, as signed into `x-amz-meta-filename`.
+fn filename(meta: &BTreeMap<String, String>, key: &ObjectKey) -> String {
+    meta.get("filename")
+        .map(|v| decode_metadata(v))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| key.file_name().to_owned())
+}
+
+/// Confirm `key`: its record when it has one for the object's current ETag, or a fresh
+/// verification that writes one. `etag`: what the client says it uploaded, if anything.
 pub async fn confirm(
     client: &S3Client,
-    limits: &Limits,
+    verifier: &Verifier,
     key: &ObjectKey,
     etag: Option<&str>,
-    on_lie: OnLie,
+    on_reject: OnReject,
 ) -> Result<Confirmed, ConfirmError> {
-    let mut probe = client
-        .probe(key.as_str(), PROBE_BYTES)
+    let head = client
+        .head(key.as_str())
         .await?
         .ok_or(ConfirmError::NotFound)?;
     if let Some(expected) = etag
-        && strip_quotes(expected) != probe.head.etag
+        && strip_quotes(expected) != head.etag
     {
         return Err(ConfirmError::EtagMismatch);
     }
+    if let Some(recorded) = records::read(client, &verifier.prefix, key).await?
+        && recorded.etag == head.etag
+    {
+        return Ok(recorded);
+    }
+    // One verification of a key at a time; the one that waited may find it done.
+    let lock = verifier.key_lock(key.as_str());
+    let _one_at_a_time = lock.lock().await;
+    if let Some(recorded) = records::read(client, &verifier.prefix, key).await?
+        && recorded.etag == head.etag
+    {
+        return Ok(recorded);
+    }
+    let confirmed = verify_object(client, verifier, key, &head, on_reject).await?;
+    records::write(client, &confirmed).await?;
+    Ok(confirmed)
+}
 
-    let declared = probe
-        .head
+/// Read and verify the object's bytes.
+async fn verify_object(
+    client: &S3Client,
+    verifier: &Verifier,
+    key: &ObjectKey,
+    head: &ObjectHead,
+    on_reject: OnReject,
+) -> Result<Confirmed, ConfirmError> {
+    let declared = head
         .content_type
         .as_deref()
         .map(|ct| ct.split(';').next().unwrap_or(ct).trim());
-    let image_type = match declared
+    let Some(declared_type) = declared
         .and_then(ImageType::from_mime)
-        .filter(|t| limits.allows(*t))
-    {
-        Some(t) => t,
-        None => {
-            let reason = format!(
-                "the file was stored as {}, which signpost does not accept",
-                declared.map_or_else(
-                    || "an unknown type".to_owned(),
-                    |d| format!("“{}”", d.chars().take(60).collect::<String>())
+        .filter(|t| verifier.limits.allows(*t))
+    else {
+        let reason = format!(
+            "the file was stored as {}, which signpost does not accept",
+            declared.map_or_else(
+                || "an unknown type".to_owned(),
+                |d| format!(
+                    "“{}”",
+                    d.chars()
+                        .filter(|c| !c.is_control())
+                        .take(60)
+                        .collect::<String>()
                 )
-            );
-            return reject(client, key, reason, on_lie).await;
-        }
+            )
+        );
+        return reject(client, key, reason, on_reject).await;
     };
 
-    let mut result = verify(&probe.bytes, image_type, probe.complete);
-    if result == Err(VerifyError::Truncated)
-        && let Some(bigger) = client.probe(key.as_str(), PROBE_BYTES_LARGE).await?
-    {
-        probe = bigger;
-        result = verify(&probe.bytes, image_type, probe.complete);
+    // The permit bounds the files and pixels held at once.
+    let _permit = verifier
+        .permits
+        .acquire()
+        .await
+        .map_err(|_| StoreError::BadResponse("verification is shutting down".into()))?;
+    let whole = head.size <= verifier.max_decode_bytes;
+    let max = if whole {
+        usize::try_from(head.size).unwrap_or(usize::MAX).max(1)
+    } else {
+        PROBE_BYTES
+    };
+    let probe = client
+        .probe(key.as_str(), max)
+        .await?
+        .ok_or(ConfirmError::NotFound)?;
+    if probe.head.etag != head.etag {
+        // Replaced between the two reads: confirm the new one another time.
+        return Err(ConfirmError::EtagMismatch);
     }
-    let dimensions = match result {
-        Ok(d) => Some(d),
-        // A real JPEG with more than a megabyte of metadata before its size: keep it.
-        Err(VerifyError::Truncated) => None,
-        Err(e) => return reject(client, key, e.to_string(), on_lie).await,
+    let decode = verifier.decode;
+    let complete = probe.complete;
+    let bytes = probe.bytes;
+    let verdict = actix_web::rt::task::spawn_blocking(move || {
+        verify(&bytes, declared_type, complete, &decode)
+    })
+    .await
+    .map_err(|e| StoreError::BadResponse(format!("verification stopped: {e}")))?;
+    let verified = match verdict {
+        Ok(v) => v,
+        Err(
+            e @ (VerifyError::NotAnImage
+            | VerifyError::WrongType { .. }
+            | VerifyError::TooManyPixels { .. }
+            | VerifyError::Broken(_)),
+        ) => return reject(client, key, e.to_string(), on_reject).await,
     };
 
-    let meta = &probe.head.metadata;
-    let signed_dimensions = match (
-        parse_dimension(meta, "width"),
-        parse_dimension(meta, "height"),
-    ) {
-        (Some(width), Some(height)) => Some(Dimensions { width, height }),
-        _ => None,
-    };
-    if let (Some(real), Some(signed)) = (dimensions, signed_dimensions)
-        && real != signed
-    {
-        tracing::warn!(key = %key, %real, browser = %signed, "the browser's dimensions differ from the image header; showing the header's");
-    }
-    let filename = meta
-        .get("filename")
-        .map(|v| decode_metadata(v))
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| key.file_name().to_owned());
-    let uploaded_at = key.id().time().or_else(|| {
-        probe
-            .head
-            .last_modified
-            .as_deref()
-            .and_then(parse_http_date)
-    });
-
+    let uploaded_at = key
+        .id()
+        .time()
+        .or_else(|| head.last_modified.as_deref().and_then(parse_http_date));
     Ok(Confirmed {
         key: key.clone(),
-        etag: probe.head.etag,
-        size: probe.head.size,
-        image_type,
-        dimensions,
-        signed_dimensions,
-        filename,
+        etag: head.etag.clone(),
+        size: head.size,
+        image_type: verified.image_type,
+        dimensions: verified.dimensions,
+        filename: filename(&head.metadata, key),
         uploaded_at,
+        decoded: verified.decoded,
     })
 }
 
@@ -202,18 +273,19 @@ async fn reject(
     client: &S3Client,
     key: &ObjectKey,
     reason: String,
-    on_lie: OnLie,
+    on_reject: OnReject,
 ) -> Result<Confirmed, ConfirmError> {
-    match on_lie {
-        OnLie::Delete => {
-            tracing::warn!(key = %key, %reason, "deleting an upload that is not what it claims");
+    match on_reject {
+        OnReject::Delete => {
+            tracing::warn!(key = %key, %reason, "deleting an upload that is not an allowed image");
             client.delete(key.as_str()).await?;
+            records::delete(client, key).await?;
             Err(ConfirmError::Rejected {
                 reason,
                 deleted: true,
             })
         }
-        OnLie::Keep => Err(ConfirmError::Rejected {
+        OnReject::Keep => Err(ConfirmError::Rejected {
             reason,
             deleted: false,
         }),

@@ -44,6 +44,11 @@ impl StoreError {
         }
     }
 
+    /// Whether the store itself cannot be reached (as opposed to one request going wrong).
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })
+    }
+
     /// 503 when the store cannot be reached (try again later), 502 when it answered badly.
     pub fn http_status(&self) -> u16 {
         match self {

@@ -1,5 +1,5 @@
-//! The S3 glue: where the bucket is, presigned requests over awc with timeouts, and the
-//! embedded s3s-fs store.
+//! The S3 glue: where the bucket is, presigned requests over awc with timeouts, the
+//! confirmation of uploads and their records, and the embedded s3s-fs store.
 
 mod backend;
 mod client;
@@ -7,12 +7,14 @@ mod confirm;
 pub mod embedded;
 mod error;
 pub mod multipart;
+pub mod records;
 mod target;
 
 pub use backend::{Backend, BackendError, public_url};
 pub use client::{
     ListedObject, Listing, ObjectHead, ObjectProbe, S3Client, presigned_get, strip_quotes,
 };
-pub use confirm::{ConfirmError, Confirmed, OnLie, PROBE_BYTES, confirm, parse_key, valid_etag};
+pub use confirm::{ConfirmError, OnReject, PROBE_BYTES, Verifier, confirm, parse_key, valid_etag};
 pub use error::StoreError;
+pub use records::Confirmed;
 pub use target::StoreTarget;

@@ -1,4 +1,4 @@
-//! The image types signpost accepts, and verification of a stored file from its first bytes.
+//! The image types signpost accepts, and what their first bytes look like.
 
 use std::fmt;
 
@@ -95,46 +95,6 @@ impl fmt::Display for Dimensions {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error(
-        "the file is not an image signpost accepts (its first bytes match no JPEG, PNG, GIF, WebP or AVIF header)"
-    )]
-    NotAnImage,
-    #[error("the file is a {} image but was stored as {declared}", .actual.label())]
-    WrongType {
-        declared: ImageType,
-        actual: ImageType,
-    },
-    /// The header was cut short: more bytes are needed to read the dimensions.
-    #[error("the image header is incomplete")]
-    Truncated,
-    #[error("the image header is corrupt")]
-    Corrupt,
-}
-
-/// Check that `head` (the first bytes of a stored file) really is an image of the `declared`
-/// type, and read its dimensions from the header alone. `complete` says whether `head` is
-/// the whole file (so a short header is corrupt rather than truncated).
-pub fn verify(head: &[u8], declared: ImageType, complete: bool) -> Result<Dimensions, VerifyError> {
-    let actual = ImageType::sniff(head).ok_or(VerifyError::NotAnImage)?;
-    if actual != declared {
-        return Err(VerifyError::WrongType { declared, actual });
-    }
-    match imagesize::blob_size(head) {
-        Ok(size) => {
-            let width = u32::try_from(size.width).map_err(|_| VerifyError::Corrupt)?;
-            let height = u32::try_from(size.height).map_err(|_| VerifyError::Corrupt)?;
-            if width == 0 || height == 0 {
-                return Err(VerifyError::Corrupt);
-            }
-            Ok(Dimensions { width, height })
-        }
-        Err(_) if !complete => Err(VerifyError::Truncated),
-        Err(_) => Err(VerifyError::Corrupt),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,28 +107,5 @@ mod tests {
         assert_eq!(ImageType::from_mime("IMAGE/PNG"), Some(ImageType::Png));
         assert_eq!(ImageType::from_mime("image/svg+xml"), None);
         assert_eq!(ImageType::from_mime("image/png; x=1"), None);
-    }
-
-    #[test]
-    fn a_png_header_gives_its_size_and_a_lie_is_caught() {
-        let png = crate::testdata::png(3, 2);
-        assert_eq!(
-            verify(&png, ImageType::Png, true),
-            Ok(Dimensions {
-                width: 3,
-                height: 2
-            })
-        );
-        assert_eq!(
-            verify(&png, ImageType::Jpeg, true),
-            Err(VerifyError::WrongType {
-                declared: ImageType::Jpeg,
-                actual: ImageType::Png
-            })
-        );
-        assert_eq!(
-            verify(b"<svg onload=alert(1)>", ImageType::Png, true),
-            Err(VerifyError::NotAnImage)
-        );
     }
 }

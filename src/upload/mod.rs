@@ -7,7 +7,7 @@ mod key;
 mod presign;
 mod request;
 
-pub use image::{Dimensions, ImageType, VerifyError, verify};
+pub use image::{Dimensions, ImageType};
 pub use key::{
     KeyPrefix, ObjectKey, UploadId, decode_metadata, encode_metadata, is_valid_key_char,
     safe_file_name,

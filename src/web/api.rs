@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, Problem};
 use super::uploaded::confirm_request;
 use super::{State, check_rate, no_store};
-use crate::store::S3Client;
+use crate::store::{OnReject, S3Client};
 use crate::upload::{Completion, UploadRequest};
 
 /// Largest JSON body accepted.
@@ -78,7 +78,8 @@ pub async fn presign(
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
     pub key: String,
-    pub etag: String,
+    /// What the client uploaded; without it, the object as it is now is confirmed.
+    pub etag: Option<String>,
     pub bucket: Option<String>,
 }
 
@@ -89,8 +90,8 @@ struct ConfirmResponse<'a> {
     filename: &'a str,
     size: u64,
     content_type: &'static str,
-    width: Option<u32>,
-    height: Option<u32>,
+    width: u32,
+    height: u32,
     uploaded_at: Option<String>,
     /// The confirmation page.
     url: String,
@@ -107,19 +108,19 @@ pub async fn confirm(
         &state,
         &client,
         body.bucket.as_deref(),
-        Some(&body.key),
-        Some(&body.etag),
+        &body.key,
+        body.etag.as_deref(),
+        OnReject::Delete,
     )
     .await?;
-    let dims = c.shown_dimensions();
     let resp = ConfirmResponse {
         key: c.key.as_str(),
         etag: &c.etag,
         filename: &c.filename,
         size: c.size,
         content_type: c.image_type.mime(),
-        width: dims.map(|d| d.width),
-        height: dims.map(|d| d.height),
+        width: c.dimensions.width,
+        height: c.dimensions.height,
         uploaded_at: c.uploaded_at.map(crate::policy::time::iso8601_millis),
         url: state.confirmation_path(c.key.as_str(), &c.etag),
         image_url: state.image_url(c.key.as_str(), c.image_type.mime()),

@@ -1,7 +1,8 @@
-//! `GET /gallery[?after=KEY]`: what the bucket holds under the prefix, newest first, 24 a
-//! page. S3 is the database: one LIST, then one ranged GET per object (at most
-//! `CONCURRENCY` in flight) that yields its metadata and the header bytes the dimensions
-//! are read from.
+//! `GET /gallery[?after=KEY]`: the confirmed uploads under the prefix, newest first, 24 a
+//! page. S3 is the database: one LIST, then each upload's record (at most `CONCURRENCY`
+//! reads in flight). An upload shows only when its record is for the object's current ETag;
+//! one whose record is missing, stale or unreadable is skipped (and logged), never fatal.
+//! A page request changes nothing in the bucket.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,8 +14,8 @@ use super::error::{PageError, Problem};
 use super::query::Query;
 use super::uploaded::UploadView;
 use super::{State, html, no_store};
-use crate::store::{ConfirmError, OnLie, S3Client, confirm};
-use crate::upload::ObjectKey;
+use crate::store::{Confirmed, ListedObject, S3Client, StoreError, records};
+use crate::upload::{KeyPrefix, ObjectKey};
 
 pub const PAGE_SIZE: usize = 24;
 /// S3's longest key.
@@ -62,29 +63,21 @@ pub async fn gallery(
     let listing = client.list(prefix.as_str(), after, PAGE_SIZE).await?;
     let last_listed = listing.objects.last().map(|o| o.key.clone());
 
-    let keys: Vec<ObjectKey> = listing
-        .objects
-        .iter()
-        .filter_map(|o| ObjectKey::parse(prefix, &o.key))
-        .collect();
-    let limits = &state.presigner.limits;
     let client_ref: &S3Client = &client;
-    let results: Vec<_> = futures_util::stream::iter(keys)
-        .map(|key| async move { confirm(client_ref, limits, &key, None, OnLie::Keep).await })
+    let results: Vec<_> = futures_util::stream::iter(listing.objects.iter())
+        .map(|o| async move { (o, shown(client_ref, prefix, o).await) })
         .buffered(CONCURRENCY)
         .collect()
         .await;
 
     let mut cards = Vec::with_capacity(results.len());
-    for r in results {
-        match r {
-            Ok(c) => cards.push(UploadView::new(&state, &c)),
-            // Listed, then gone, or not an image: skipped, not fatal.
-            Err(
-                ConfirmError::NotFound | ConfirmError::Rejected { .. } | ConfirmError::EtagMismatch,
-            ) => {}
-            Err(ConfirmError::Store(e)) => return Err(e.into()),
-            Err(e) => tracing::warn!(error = %e, "gallery: skipping an object"),
+    for (listed, result) in results {
+        match result {
+            Ok(Some(c)) => cards.push(UploadView::new(&state, &c)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(key = %listed.key, error = %e, "gallery: skipping an upload that cannot be read");
+            }
         }
     }
 
@@ -108,4 +101,29 @@ pub async fn gallery(
     );
     no_store(&mut resp);
     Ok(resp)
+}
+
+/// The listed object's record, when it has one for the object as it is now.
+async fn shown(
+    client: &S3Client,
+    prefix: &KeyPrefix,
+    listed: &ListedObject,
+) -> Result<Option<Confirmed>, StoreError> {
+    let Some(key) = ObjectKey::parse(prefix, &listed.key) else {
+        return Ok(None);
+    };
+    let Some(record) = records::read(client, prefix, &key).await? else {
+        tracing::debug!(key = %key, "gallery: not confirmed yet");
+        return Ok(None);
+    };
+    let current = match &listed.etag {
+        Some(etag) => Some(etag.clone()),
+        // A store that lists no ETags: ask for it.
+        None => client.head(key.as_str()).await?.map(|h| h.etag),
+    };
+    if current.as_deref() != Some(record.etag.as_str()) {
+        tracing::debug!(key = %key, "gallery: replaced since it was confirmed; waiting for the sweep");
+        return Ok(None);
+    }
+    Ok(Some(record))
 }

@@ -22,7 +22,7 @@ use super::ratelimit::RateLimiter;
 use super::{State, api, assets, fragment, gallery, health, index, middleware, uploaded};
 use crate::config::Settings;
 use crate::store::embedded::EmbeddedStore;
-use crate::store::{Backend, BackendError, S3Client, StoreTarget, public_url};
+use crate::store::{Backend, BackendError, S3Client, StoreTarget, Verifier, public_url};
 use crate::upload::{Clock, human_bytes};
 
 #[derive(Debug, thiserror::Error)]
@@ -69,11 +69,13 @@ pub fn state(
         human_bytes(presigner.limits.max_bytes)
     );
     let accept = presigner.limits.accept();
+    let verifier = Verifier::for_settings(&settings);
     Ok(State {
         assets,
         csp: content_security_policy(&backend.target, &settings),
         rate_limiter: settings.sign_rate_per_minute.map(RateLimiter::new),
-        sweep: settings.notify.as_ref().map(|_| Arc::new(Notify::new())),
+        sweep: Arc::new(Notify::new()),
+        verifier,
         public_url,
         presigner,
         target: backend.target.clone(),
@@ -202,6 +204,19 @@ pub fn app(
         .default_service(web::to(not_found))
 }
 
+/// A start that tells the truth: an external store that does not answer gets one clear
+/// warning at start. Serving goes on (signing needs no store), and `signpost check` says why.
+async fn probe_store(target: Arc<StoreTarget>, prefix: String) {
+    let client = S3Client::new(target.clone());
+    if let Err(e) = client.list(&prefix, None, 1).await {
+        tracing::warn!(
+            endpoint = %target.endpoint,
+            error = %e,
+            "the storage service does not answer: uploads, confirmations and the gallery fail until it does; run `signpost check` to see why"
+        );
+    }
+}
+
 /// A built application, ready to run.
 pub struct Application {
     server: Server,
@@ -240,12 +255,18 @@ impl Application {
             .client_request_timeout(Duration::from_secs(10))
             .run();
 
-        let mut background = Vec::new();
-        if let Some(wake) = state.sweep.clone()
-            && let Some(task) =
-                crate::notify::spawn(&state.settings, state.target.clone(), state.clock, wake)
-        {
-            background.push(task);
+        let mut background = crate::sweep::spawn(
+            &state.settings,
+            state.target.clone(),
+            state.verifier.clone(),
+            state.clock,
+            state.sweep.clone(),
+        );
+        if !state.settings.is_embedded() {
+            background.push(actix_web::rt::spawn(probe_store(
+                state.target.clone(),
+                state.settings.prefix.as_str().to_owned(),
+            )));
         }
         Ok(Self {
             server,

@@ -9,7 +9,7 @@ use url::Url;
 use super::assets::AssetUrls;
 use super::ratelimit::RateLimiter;
 use crate::config::Settings;
-use crate::store::StoreTarget;
+use crate::store::{StoreTarget, Verifier};
 use crate::upload::{Clock, Presigner};
 
 pub struct State {
@@ -27,8 +27,10 @@ pub struct State {
     pub limits_text: String,
     pub accept: String,
     pub rate_limiter: Option<RateLimiter>,
-    /// Wakes the notification sweep when an upload is confirmed.
-    pub sweep: Option<Arc<Notify>>,
+    /// What confirmations check, and how many read and decode at once.
+    pub verifier: Verifier,
+    /// Wakes the background sweep (after a page saw an upload, say).
+    pub sweep: Arc<Notify>,
 }
 
 impl std::fmt::Debug for State {
@@ -60,8 +62,6 @@ impl State {
     }
 
     pub fn wake_sweep(&self) {
-        if let Some(n) = &self.sweep {
-            n.notify_one();
-        }
+        self.sweep.notify_one();
     }
 }

@@ -10,7 +10,7 @@ use super::assets::AssetUrls;
 use super::error::{PageError, Problem};
 use super::query::Query;
 use super::{State, html, no_store};
-use crate::store::{ConfirmError, Confirmed, OnLie, S3Client, confirm, parse_key, valid_etag};
+use crate::store::{ConfirmError, Confirmed, OnReject, S3Client, confirm, parse_key, valid_etag};
 use crate::upload::human_bytes;
 
 /// A confirmed upload as the pages show it.
@@ -31,9 +31,7 @@ impl UploadView {
             image_url: state.image_url(c.key.as_str(), c.image_type.mime()),
             size: human_bytes(c.size),
             type_label: c.image_type.label(),
-            dimensions: c
-                .shown_dimensions()
-                .map_or_else(|| "unknown size".to_owned(), |d| d.to_string()),
+            dimensions: c.dimensions.to_string(),
             uploaded_at: c
                 .uploaded_at
                 .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
@@ -58,34 +56,30 @@ fn missing(what: &str) -> Problem {
 }
 
 /// The checks of `/uploaded` and of the confirm API: bucket, key under the prefix, ETag,
-/// then the store (HEAD, magic bytes, dimensions).
+/// then the store (its record, or a verification that writes one). A file that is no
+/// allowed image is deleted by the API (`OnReject::Delete`) or, for a page, left to the
+/// background sweep, which this wakes.
 pub async fn confirm_request(
     state: &State,
     client: &S3Client,
     bucket: Option<&str>,
-    key: Option<&str>,
+    key: &str,
     etag: Option<&str>,
+    on_reject: OnReject,
 ) -> Result<Confirmed, Problem> {
     if let Some(bucket) = bucket
         && bucket != state.settings.bucket
     {
         return Err(ConfirmError::WrongBucket.into());
     }
-    let key = parse_key(&state.settings.prefix, key.ok_or_else(|| missing("key"))?)?;
-    let etag = etag.ok_or_else(|| missing("ETag"))?;
-    if !valid_etag(etag) {
+    let key = parse_key(&state.settings.prefix, key)?;
+    if etag.is_some_and(|e| !valid_etag(e)) {
         return Err(ConfirmError::BadEtag.into());
     }
-    let confirmed = confirm(
-        client,
-        &state.presigner.limits,
-        &key,
-        Some(etag),
-        OnLie::Delete,
-    )
-    .await?;
+    let confirmed = confirm(client, &state.verifier, &key, etag, on_reject).await;
+    // The sweep delivers the event, or deletes what a page may not.
     state.wake_sweep();
-    Ok(confirmed)
+    Ok(confirmed?)
 }
 
 #[tracing::instrument(name = "uploaded", skip_all)]
@@ -96,8 +90,17 @@ pub async fn uploaded(
 ) -> Result<HttpResponse, PageError> {
     let q = Query::parse(req.query_string())?;
     let bucket = q.get("bucket").ok_or_else(|| missing("bucket"))?;
-    let confirmed =
-        confirm_request(&state, &client, Some(bucket), q.get("key"), q.get("etag")).await?;
+    let key = q.get("key").ok_or_else(|| missing("key"))?;
+    let etag = q.get("etag").ok_or_else(|| missing("ETag"))?;
+    let confirmed = confirm_request(
+        &state,
+        &client,
+        Some(bucket),
+        key,
+        Some(etag),
+        OnReject::Keep,
+    )
+    .await?;
     let mut resp = html(
         StatusCode::OK,
         &UploadedPage {

@@ -39,6 +39,7 @@ impl Upstream {
             allowed_origin: None,
             max_bytes: 10 * 1024 * 1024,
             policy_ttl: std::time::Duration::from_secs(600),
+            limits: signpost::store::embedded::Limits::for_max_bytes(10 * 1024 * 1024),
         })
         .unwrap();
         Self {
@@ -186,17 +187,18 @@ async fn assert_fault(
 
 /// The store is back: everything works again, without a restart.
 async fn assert_recovered(app: &TestApp, key: &str, etag: &str, what: &str) {
-    let gallery = app.get("/gallery").await;
+    // The confirmation first: the gallery shows confirmed uploads only.
+    let uploaded = app.get(&uploaded_path(key, etag)).await;
     assert_eq!(
-        gallery.status,
+        uploaded.status,
         StatusCode::OK,
         "{what}: no recovery: {}",
-        gallery.body
+        uploaded.body
     );
-    assert!(gallery.body.contains("fault-photo.png"), "{}", gallery.body);
-    let uploaded = app.get(&uploaded_path(key, etag)).await;
-    assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.body);
     assert!(uploaded.body.contains("fault-photo.png"));
+    let gallery = app.get("/gallery").await;
+    assert_eq!(gallery.status, StatusCode::OK, "{}", gallery.body);
+    assert!(gallery.body.contains("fault-photo.png"), "{}", gallery.body);
     let api = app
         .post_json(
             "/api/uploads/confirm",

@@ -59,7 +59,7 @@ async fn the_gallery_lists_exactly_the_uploads_newest_first() {
     let mut bytes = Vec::new();
     for (name, (w, h)) in images {
         let png = testdata::png(w, h);
-        app.upload_via_api(name, &png, Some((w, h))).await;
+        app.upload_confirmed(name, &png, Some((w, h))).await;
         bytes.push(png);
         // Ids carry milliseconds: keep the order unambiguous.
         actix_web::rt::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -106,12 +106,13 @@ async fn a_more_link_appears_only_past_24() {
     let app = spawn_app().await;
     let png = testdata::png(1, 1);
     for i in 0..24 {
-        app.upload_via_api(&format!("img{i}.png"), &png, None).await;
+        app.upload_confirmed(&format!("img{i}.png"), &png, None)
+            .await;
     }
     let page = app.get("/gallery").await;
     assert_eq!(cards(&page.body).len(), 24);
     assert_eq!(more_link(&page.body), None, "exactly 24: no more link");
-    app.upload_via_api("img24.png", &png, None).await;
+    app.upload_confirmed("img24.png", &png, None).await;
     let page = app.get("/gallery").await;
     assert_eq!(cards(&page.body).len(), 24);
     assert!(page.body.contains("img24.png"), "newest first");
@@ -130,9 +131,9 @@ async fn a_more_link_appears_only_past_24() {
 #[actix_web::test]
 async fn a_broken_object_is_skipped() {
     let app = spawn_app().await;
-    app.upload_via_api("good.png", &testdata::png(2, 2), None)
+    app.upload_confirmed("good.png", &testdata::png(2, 2), None)
         .await;
-    // Bytes that are not the declared type: listed, but not shown.
+    // Bytes that are not the declared type: listed, but never confirmed, so not shown.
     let p = app.presign("bad.png", "image/png", 6, None).await;
     let r = app
         .post_presigned(&p, "bad.png", "image/png", b"nopeno")
@@ -169,7 +170,8 @@ async fn a_page_ending_on_a_foreign_object_still_links_to_the_next() {
     let app = spawn_app().await;
     let png = testdata::png(1, 1);
     for i in 0..(GALLERY_PAGE - 1) {
-        app.upload_via_api(&format!("img{i}.png"), &png, None).await;
+        app.upload_confirmed(&format!("img{i}.png"), &png, None)
+            .await;
     }
     // Objects signpost did not make, under the prefix: one last on the first page, one
     // after it.

@@ -8,6 +8,8 @@ mod helpers;
 
 mod browser;
 mod cli;
+mod confirmation;
+mod embedded_store;
 mod faults;
 mod gallery;
 mod hostile;

@@ -15,10 +15,10 @@ use awc::http::StatusCode;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use signpost::config::{CheckpointArg, Config, EventsArgs, StoreSettings};
-use signpost::notify::checkpoint::{CHECKPOINT_FILE, bucket_key};
 use signpost::notify::signature::verify;
 use signpost::notify::{EVENT_ID_HEADER, SIGNATURE_HEADER, event_id};
 use signpost::secret::Secret;
+use signpost::sweep::checkpoint::{CHECKPOINT_FILE, bucket_key};
 
 use signpost::testdata;
 use signpost::upload::UploadId;
@@ -459,9 +459,69 @@ async fn a_file_that_fails_verification_is_deleted_and_not_delivered() {
 }
 
 #[actix_web::test]
+async fn a_pixel_bomb_is_deleted_and_never_announced() {
+    let rx = Receiver::start().await;
+    let app = spawn_with(notifying(&rx, 1, None, CheckpointArg::File)).await;
+    let bomb = testdata::png_claiming(100_000, 100_000);
+    let (bomb_key, _) = app.upload_via_api("bomb.png", &bomb, None).await;
+    let (good, _) = upload_png(&app, "good.png", 4, 4).await;
+    rx.wait_delivered(&[&good], Duration::from_secs(8)).await;
+    app.wait_until_gone(&bomb_key).await;
+    sleep_ms(1_200).await;
+    assert!(rx.hits().iter().all(|h| h.key() != bomb_key));
+}
+
+/// An upload the store cannot read (every read of it answers 500) holds back no event: the
+/// uploads after it are announced, and it is retried, then set aside.
+#[actix_web::test]
+async fn an_unreadable_upload_holds_back_no_event_and_is_set_aside() {
+    let rx = Receiver::start().await;
+    let app = spawn_with(notifying(&rx, 1, None, CheckpointArg::File)).await;
+    let (broken, _) = upload_png(&app, "broken.png", 4, 4).await;
+    app.break_object(&broken);
+    let (later1, _) = upload_png(&app, "later1.png", 5, 5).await;
+    let (later2, _) = upload_png(&app, "later2.png", 6, 6).await;
+    rx.wait_delivered(&[&later1, &later2], Duration::from_secs(10))
+        .await;
+    assert_eq!(rx.delivered_count(&broken), 0);
+
+    // Retried on later sweeps (one a second), then set aside, with a marker.
+    let marker = signpost::sweep::set_aside_key(&broken);
+    let client = app.store_client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.head(&marker).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "not set aside after 20 s");
+        sleep_ms(200).await;
+    }
+    let cp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(app.dir.path().join(CHECKPOINT_FILE)).unwrap())
+            .unwrap();
+    assert!(cp["failing"].get(&broken).is_none(), "{cp}");
+    assert_eq!(rx.delivered_count(&broken), 0);
+    // Still in the bucket: a store error is no verdict.
+    assert!(
+        client
+            .list("uploads/", None, 10)
+            .await
+            .unwrap()
+            .objects
+            .iter()
+            .any(|o| o.key == broken)
+    );
+}
+
+#[actix_web::test]
 async fn events_prints_what_would_be_delivered_and_deletes_nothing() {
-    // No notifications configured: nothing else touches the bucket.
-    let app = spawn_with(|_| {}).await;
+    // The background sweep (which would delete the liar) runs once at start, then hourly:
+    // only `events` reads the bucket after the uploads.
+    let app = spawn_with(|c| c.notify_sweep_secs = 3600).await;
+    let cp = app.dir.path().join(CHECKPOINT_FILE);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cp.exists() {
+        assert!(Instant::now() < deadline, "no first sweep");
+        sleep_ms(20).await;
+    }
+    sleep_ms(300).await;
     let client = app.store_client();
     let since = Utc::now() - chrono::Duration::seconds(5);
     let (k1, e1) = upload_png(&app, "first.png", 2, 3).await;
@@ -554,9 +614,10 @@ async fn the_secret_is_in_no_request_but_the_signature() {
 /// delivered.
 #[actix_web::test]
 async fn the_checkpoint_never_passes_an_undelivered_upload() {
-    use signpost::notify::checkpoint::{Checkpoint, CheckpointStore};
     use signpost::notify::delivery::Deliverer;
-    use signpost::notify::sweep::{Sweeper, Swept};
+    use signpost::store::Verifier;
+    use signpost::sweep::checkpoint::{Checkpoint, CheckpointStore};
+    use signpost::sweep::{Sweeper, Swept};
 
     let rx = Receiver::start().await;
     rx.fail(true);
@@ -569,21 +630,20 @@ async fn the_checkpoint_never_passes_an_undelivered_upload() {
         .unwrap()
         .timestamp_millis();
     let cp_path = app.dir.path().join("cp.json");
-    let mut sweeper = Sweeper {
-        client: app.store_client(),
-        deliverer: Deliverer::new(rx.url.parse().unwrap(), Secret::new(SECRET)),
-        store: CheckpointStore::File(cp_path.clone()),
-        checkpoint: Some(Checkpoint::fresh(
-            &app.settings.bucket,
-            &app.settings.prefix,
-            at_ms - 1_000,
-        )),
-        bucket: app.settings.bucket.clone(),
-        prefix: app.settings.prefix.clone(),
-        limits: app.settings.limits.clone(),
-        clock: signpost::upload::Clock::System,
-        window: Duration::ZERO,
-    };
+    let mut sweeper = Sweeper::new(
+        app.store_client(),
+        Some(Deliverer::new(rx.url.parse().unwrap(), Secret::new(SECRET))),
+        CheckpointStore::File(cp_path.clone()),
+        app.settings.bucket.clone(),
+        Verifier::for_settings(&app.settings),
+        signpost::upload::Clock::System,
+        Duration::ZERO,
+    );
+    sweeper.checkpoint = Some(Checkpoint::fresh(
+        &app.settings.bucket,
+        &app.settings.prefix,
+        at_ms - 1_000,
+    ));
 
     for _ in 0..2 {
         let e = sweeper.sweep().await.unwrap_err();

@@ -313,7 +313,17 @@ impl Web {
             .post_form(p["url"].as_str().unwrap(), &fields, file)
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        (p["key"].as_str().unwrap().to_owned(), etag_of(&r.body))
+        let (key, etag) = (p["key"].as_str().unwrap().to_owned(), etag_of(&r.body));
+        // Confirmed, as the page does after sending it.
+        let c = self
+            .post(
+                "/api/uploads/confirm",
+                "application/json",
+                serde_json::json!({"key": key, "etag": etag}).to_string(),
+            )
+            .await;
+        assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+        (key, etag)
     }
 
     fn transcript(&self) -> String {
@@ -801,6 +811,7 @@ async fn sigterm_waits_for_a_slow_gallery() {
         allowed_origin: None,
         max_bytes: 1024 * 1024,
         policy_ttl: std::time::Duration::from_secs(600),
+        limits: signpost::store::embedded::Limits::for_max_bytes(1024 * 1024),
     })
     .unwrap();
     let fake = FakeStore::start(Mode::Proxy);
@@ -941,4 +952,130 @@ async fn one_structured_log_line_per_request_with_its_id() {
         assert_eq!(l["level"], "INFO");
         assert!(l["timestamp"].is_string());
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// e. Clients that stall, and a store that does not answer.
+
+/// The process's resident memory, in KiB.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// The bound the README states for the default `--max-bytes` (10 MiB): at most 6 upload
+/// bodies held at once, each at most twice its size while it is read, over a base of 64 MiB.
+const STALLED_BOUND_KIB: u64 = (64 + 2 * 6 * 10) * 1024;
+
+/// Sixteen 10 MiB uploads that stall 1 KiB before their end keep resident memory under the
+/// stated bound; the site answers meanwhile.
+#[actix_web::test]
+async fn sixteen_stalled_uploads_keep_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[], &[]);
+    server.ready().await;
+    let web = Web::new(server.base());
+    let pid = server.child.id();
+    let before = resident_kib(pid);
+
+    let mut file = testdata::png(8, 8);
+    file.resize(10 * 1024 * 1024 - 4096, 0x61);
+    let mut bodies = Vec::new();
+    for i in 0..16 {
+        let body = serde_json::json!({"filename": format!("stall{i}.png"), "content_type": "image/png", "size": file.len()});
+        let r = web
+            .post("/api/presign", "application/json", body.to_string())
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let p: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let fields = api_fields(&p);
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        bodies.push(form_body(&refs, "stall.png", "image/png", &file));
+    }
+    // Each client sends all but the last KiB, then waits (uploads beyond the store's cap are
+    // not read at all: their writes block in the kernel).
+    let s3 = server.s3;
+    let (tx, stop) = std::sync::mpsc::channel::<()>();
+    let stop = Arc::new(Mutex::new(stop));
+    let clients: Vec<JoinHandle<()>> = bodies
+        .into_iter()
+        .map(|(ct, body)| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(s3).unwrap();
+                let head = format!(
+                    "POST /signpost HTTP/1.1\r\nHost: {s3}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(&body[..body.len() - 1024]);
+                let _ = stop.lock().unwrap().recv_timeout(Duration::from_secs(30));
+            })
+        })
+        .collect();
+    actix_web::rt::time::sleep(Duration::from_secs(4)).await;
+    let during = resident_kib(pid);
+    let health = web.get("/healthz").await;
+    eprintln!(
+        "resident memory: {before} KiB before, {during} KiB with 16 stalled 10 MiB uploads (bound {STALLED_BOUND_KIB} KiB)"
+    );
+    drop(tx);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(health.status, StatusCode::OK);
+    assert!(
+        during < STALLED_BOUND_KIB,
+        "{during} KiB resident with 16 stalled uploads, over the {STALLED_BOUND_KIB} KiB bound"
+    );
+}
+
+/// An external store that does not answer does not stop the start: one warning names its
+/// endpoint and suggests `signpost check`.
+#[actix_web::test]
+async fn a_store_that_does_not_answer_gets_one_warning_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let mut server = Server::start(
+        dir.path(),
+        &["--s3-endpoint", &endpoint, "--s3-bucket", "uploads-bucket"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDNOSTORE"),
+            ("AWS_SECRET_ACCESS_KEY", "no-store-secret-0123456789"),
+        ],
+    );
+    server.ready().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stdout_text().contains("does not answer") {
+        assert!(
+            Instant::now() < deadline,
+            "no warning: {}",
+            server.stdout_text()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = server.stdout_text();
+    let warnings: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("does not answer"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{out}");
+    assert!(
+        warnings[0].contains(&endpoint) && warnings[0].contains("signpost check"),
+        "{}",
+        warnings[0]
+    );
+    let web = Web::new(server.base());
+    assert_eq!(
+        web.get("/").await.status,
+        StatusCode::OK,
+        "signing needs no store"
+    );
 }

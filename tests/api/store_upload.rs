@@ -14,10 +14,10 @@ use signpost::store::{S3Client, StoreTarget};
 use signpost::testdata;
 use signpost::upload::{Clock, Completion, Presigner, SignedUpload, UploadRequest};
 
-struct Env {
+pub struct Env {
     _dir: tempfile::TempDir,
-    store: Option<EmbeddedStore>,
-    client: S3Client,
+    pub store: Option<EmbeddedStore>,
+    pub client: S3Client,
     settings: Settings,
     target: Arc<StoreTarget>,
 }
@@ -40,6 +40,18 @@ fn env_ttl(version: Version, max_bytes: u64, ttl_secs: u64) -> Env {
 
 /// Forms signed for at most `max_bytes`, to a store that takes files up to `store_max_bytes`.
 fn env_full(version: Version, max_bytes: u64, store_max_bytes: u64, ttl_secs: u64) -> Env {
+    let limits = signpost::store::embedded::Limits::for_max_bytes(store_max_bytes);
+    env_with_limits(version, max_bytes, store_max_bytes, ttl_secs, limits)
+}
+
+/// [`env_full`] with the store's own limits (timeouts, connection and upload caps).
+pub fn env_with_limits(
+    version: Version,
+    max_bytes: u64,
+    store_max_bytes: u64,
+    ttl_secs: u64,
+    limits: signpost::store::embedded::Limits,
+) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::embedded(dir.path());
     config.embedded_s3_bind = "127.0.0.1:0".parse().unwrap();
@@ -59,6 +71,7 @@ fn env_full(version: Version, max_bytes: u64, store_max_bytes: u64, ttl_secs: u6
         allowed_origin: None,
         max_bytes: store_max_bytes,
         policy_ttl: std::time::Duration::from_secs(ttl_secs),
+        limits,
     })
     .unwrap();
     let target =
@@ -72,7 +85,7 @@ fn env_full(version: Version, max_bytes: u64, store_max_bytes: u64, ttl_secs: u6
     }
 }
 
-fn presigner(env: &Env, secret_override: Option<&str>) -> Presigner {
+pub fn presigner(env: &Env, secret_override: Option<&str>) -> Presigner {
     let mut creds = load_or_create_credentials(env._dir.path()).unwrap();
     if let Some(s) = secret_override {
         creds.secret_access_key = signpost::secret::Secret::new(s);
@@ -93,7 +106,7 @@ fn presigner(env: &Env, secret_override: Option<&str>) -> Presigner {
     }
 }
 
-fn signed(p: &Presigner, name: &str, size: usize) -> SignedUpload {
+pub fn signed(p: &Presigner, name: &str, size: usize) -> SignedUpload {
     signed_at(p, name, size, Clock::System)
 }
 
@@ -110,7 +123,7 @@ fn signed_at(p: &Presigner, name: &str, size: usize, clock: Clock) -> SignedUplo
     p.presign(&valid, Completion::Created, clock)
 }
 
-async fn post(
+pub async fn post(
     env: &Env,
     url: &str,
     fields: &[(String, String)],
@@ -146,7 +159,7 @@ fn assert_refused(status: StatusCode, body: &str, reason: &str) {
     );
 }
 
-fn owned(s: &SignedUpload) -> Vec<(String, String)> {
+pub fn owned(s: &SignedUpload) -> Vec<(String, String)> {
     s.fields
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -284,6 +297,7 @@ async fn objects_survive_a_restart_of_the_store() {
             allowed_origin: None,
             max_bytes: 64 * 1024,
             policy_ttl: std::time::Duration::from_secs(600),
+            limits: signpost::store::embedded::Limits::for_max_bytes(64 * 1024),
         })
         .unwrap(),
     );

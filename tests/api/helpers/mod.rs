@@ -54,7 +54,7 @@ pub async fn spawn_full(f: impl FnOnce(&mut Config), clock: Clock) -> TestApp {
     let s3_addr = app.embedded_addr();
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp {
+    let app = TestApp {
         base: format!("http://{addr}"),
         addr,
         s3_addr,
@@ -62,7 +62,11 @@ pub async fn spawn_full(f: impl FnOnce(&mut Config), clock: Clock) -> TestApp {
         dir,
         client: client(),
         settings,
+    };
+    if app.settings.is_embedded() {
+        app.wait_for_backfill().await;
     }
+    app
 }
 
 pub fn client() -> awc::Client {
@@ -220,6 +224,74 @@ impl TestApp {
         let r = self.post_presigned(&p, name, "image/png", bytes).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         (p["key"].as_str().unwrap().to_owned(), etag_of(&r.body))
+    }
+
+    /// Make the store fail every read of `key` with a 500, as s3s-fs does for an object whose
+    /// stored Content-Type cannot be a header (what the store now refuses to store).
+    pub fn break_object(&self, key: &str) {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let path = self.dir.path().join("s3").join(format!(
+            ".bucket-{}.object-{}.metadata.json",
+            b64(&self.settings.bucket),
+            b64(key)
+        ));
+        assert!(
+            path.exists(),
+            "no metadata file for {key} at {}",
+            path.display()
+        );
+        std::fs::write(&path, br#"{"content_type":"image/png\r\nX-Evil: 1"}"#).unwrap();
+    }
+
+    /// Wait until the first start's backfill has run (on a fresh store it finds nothing), so
+    /// that what a test stores next is not confirmed by it.
+    pub async fn wait_for_backfill(&self) {
+        let client = self.store_client();
+        let marker = signpost::sweep::backfill::marker_key();
+        let start = std::time::Instant::now();
+        while client.head(&marker).await.unwrap().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no backfill marker after 10 s"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Wait (up to 10 s) until the background sweep has removed `key` from the store.
+    pub async fn wait_until_gone(&self, key: &str) {
+        let client = self.store_client();
+        let start = std::time::Instant::now();
+        while client.head(key).await.unwrap().is_some() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{key} is still in the store after 10 s"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Confirm an upload through the API, as the page does after sending it.
+    pub async fn confirm(&self, key: &str, etag: &str) -> Resp {
+        self.post_json(
+            "/api/uploads/confirm",
+            &serde_json::json!({"key": key, "etag": etag}),
+        )
+        .await
+    }
+
+    /// Upload through the API's fields and confirm it, as the page does; returns (key, etag).
+    pub async fn upload_confirmed(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        dims: Option<(u32, u32)>,
+    ) -> (String, String) {
+        let (key, etag) = self.upload_via_api(name, bytes, dims).await;
+        let r = self.confirm(&key, &etag).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        (key, etag)
     }
 
     /// POST a file with the fields (and to the URL) of a `/api/presign` answer.

@@ -1,18 +1,21 @@
-//! The delivery checkpoint: how far the sweep has delivered, stored durably.
+//! The sweep's checkpoint: how far it has verified (and delivered), stored durably.
 //!
 //! Upload ids carry the time their form was signed, and a form can be posted until its
 //! policy expires (`--policy-ttl-secs` later). So an object whose id is older than another's
-//! can land after it, and a plain "last key delivered" would miss it. The checkpoint is:
+//! can land after it, and a plain "last key seen" would miss it. The checkpoint is:
 //!
 //! - a **watermark** (milliseconds): every upload whose id time is below it has been
-//!   delivered or needs no event (gone, or deleted as a liar). It trails the clock by at
-//!   least the window (`policy TTL + margin`), so nothing can still land below it;
+//!   verified (recorded, deleted as not an image, or set aside) and, with events on,
+//!   delivered or needs no event. It trails the clock by at least the window (`policy TTL
+//!   + margin`), so nothing can still land below it;
 //! - the **delivered set**: the ids of the events delivered for uploads at or above the
-//!   watermark, each with its upload time so that it is pruned when the watermark passes.
+//!   watermark, each with its upload time so that it is pruned when the watermark passes;
+//! - the **failing set**: uploads the store failed to serve, retried on every sweep whatever
+//!   the watermark, until they are verified or set aside.
 //!
 //! Every checkpoint written says only true things, so two of them merge by taking the
-//! higher watermark and the union of the delivered sets: instances sharing the bucket
-//! checkpoint may overwrite each other, which can cause duplicates but never a loss.
+//! higher watermark and the union of the sets: instances sharing the bucket checkpoint may
+//! overwrite each other, which can cause duplicates but never a loss.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,7 +28,9 @@ use crate::config::{CheckpointArg, Settings};
 use crate::store::{S3Client, StoreError};
 use crate::upload::KeyPrefix;
 
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
+/// Checkpoints of this version are read too (they have no failing set).
+const READABLE_VERSIONS: [u32; 2] = [1, CHECKPOINT_VERSION];
 /// The file in `--data-dir`.
 pub const CHECKPOINT_FILE: &str = "notify-checkpoint.json";
 /// Largest checkpoint read back (the delivered set holds about one window of uploads).
@@ -46,6 +51,16 @@ pub struct Checkpoint {
     pub watermark_ms: i64,
     /// Event id → upload id time (Unix ms), for events delivered at or above the watermark.
     pub delivered: BTreeMap<String, i64>,
+    /// Upload key → its failures so far.
+    #[serde(default)]
+    pub failing: BTreeMap<String, Failing>,
+}
+
+/// An upload the store failed to serve: retried on every sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failing {
+    pub attempts: u32,
+    pub last_error: String,
 }
 
 impl Checkpoint {
@@ -58,11 +73,12 @@ impl Checkpoint {
             prefix: prefix.as_str().to_owned(),
             watermark_ms,
             delivered: BTreeMap::new(),
+            failing: BTreeMap::new(),
         }
     }
 
     pub fn is_for(&self, bucket: &str, prefix: &KeyPrefix) -> bool {
-        self.version == CHECKPOINT_VERSION
+        READABLE_VERSIONS.contains(&self.version)
             && self.bucket == bucket
             && self.prefix == prefix.as_str()
     }
@@ -93,35 +109,59 @@ impl Checkpoint {
         true
     }
 
+    /// Note a failure of the store to serve `key`; returns the attempts so far.
+    pub fn fail(&mut self, key: &str, error: String) -> u32 {
+        let f = self.failing.entry(key.to_owned()).or_insert(Failing {
+            attempts: 0,
+            last_error: String::new(),
+        });
+        f.attempts = f.attempts.saturating_add(1);
+        f.last_error = error;
+        f.attempts
+    }
+
+    /// `key` needs no more retries (verified, refused, gone or set aside).
+    pub fn settle(&mut self, key: &str) -> bool {
+        self.failing.remove(key).is_some()
+    }
+
     /// Combine with another true checkpoint of the same bucket and prefix.
     pub fn merge(&mut self, other: &Checkpoint) {
         self.watermark_ms = self.watermark_ms.max(other.watermark_ms);
         for (id, at) in &other.delivered {
             self.delivered.insert(id.clone(), *at);
         }
+        for (key, f) in &other.failing {
+            let mine = self.failing.entry(key.clone()).or_insert_with(|| f.clone());
+            if f.attempts > mine.attempts {
+                *mine = f.clone();
+            }
+        }
         let w = self.watermark_ms;
         self.delivered.retain(|_, at| *at >= w);
     }
 
     pub fn to_json(&self) -> Vec<u8> {
+        let mut this = self.clone();
+        this.version = CHECKPOINT_VERSION;
         // A struct of strings and integers serializes into memory without failing.
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+        serde_json::to_vec_pretty(&this).unwrap_or_default()
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("cannot {action} the notification checkpoint {path}: {source}")]
+    #[error("cannot {action} the sweep checkpoint {path}: {source}")]
     Io {
         action: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
     #[error(
-        "the notification checkpoint {place} is unreadable ({detail}); fix or delete it (deleting restarts delivery from now; `signpost events --since` backfills)"
+        "the sweep checkpoint {place} is unreadable ({detail}); fix or delete it (deleting restarts delivery from now; `signpost events --since` backfills)"
     )]
     Corrupt { place: String, detail: String },
-    #[error("cannot {action} the notification checkpoint {key} in the bucket: {source}")]
+    #[error("cannot {action} the sweep checkpoint {key} in the bucket: {source}")]
     Store {
         action: &'static str,
         key: String,

@@ -1,0 +1,170 @@
+//! Records: what signpost verified about an upload, written by the server beside the bucket's
+//! uploads once the object's bytes passed every check. A record's existence means "verified";
+//! its ETag says for which version of the object. Records live under `.signpost/records/`,
+//! outside the key prefix, so they are never taken for uploads.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{S3Client, StoreError};
+use crate::upload::{Dimensions, ImageType, KeyPrefix, ObjectKey};
+
+/// Where signpost keeps what it writes itself. Never serve it publicly.
+pub const INTERNAL_PREFIX: &str = ".signpost/";
+/// Where records live: `.signpost/records/<upload key>.json`.
+pub const RECORDS_PREFIX: &str = ".signpost/records/";
+pub const RECORD_VERSION: u32 = 1;
+/// Largest record read back.
+const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// A confirmed upload: every check passed for the object with this ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmed {
+    pub key: ObjectKey,
+    pub etag: String,
+    pub size: u64,
+    pub image_type: ImageType,
+    /// Read from the image's own header.
+    pub dimensions: Dimensions,
+    /// The original file name, decoded from `x-amz-meta-filename` (the key's name if absent).
+    pub filename: String,
+    /// The upload id's time, or the store's Last-Modified.
+    pub uploaded_at: Option<DateTime<Utc>>,
+    /// Whether its pixels were decoded (false: too large to decode within the limits, and
+    /// checked from its structure only).
+    pub decoded: bool,
+}
+
+/// The record's JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    version: u32,
+    key: String,
+    etag: String,
+    size: u64,
+    content_type: String,
+    filename: String,
+    width: u32,
+    height: u32,
+    uploaded_at: Option<String>,
+    verified_at: String,
+    decoded: bool,
+}
+
+/// The record's key for an upload key.
+pub fn record_key(key: &str) -> String {
+    format!("{RECORDS_PREFIX}{key}.json")
+}
+
+impl Confirmed {
+    fn to_record(&self, now: DateTime<Utc>) -> Record {
+        Record {
+            version: RECORD_VERSION,
+            key: self.key.as_str().to_owned(),
+            etag: self.etag.clone(),
+            size: self.size,
+            content_type: self.image_type.mime().to_owned(),
+            filename: self.filename.clone(),
+            width: self.dimensions.width,
+            height: self.dimensions.height,
+            uploaded_at: self.uploaded_at.map(crate::policy::time::iso8601_millis),
+            verified_at: crate::policy::time::iso8601_millis(now),
+            decoded: self.decoded,
+        }
+    }
+
+    fn from_record(prefix: &KeyPrefix, r: Record) -> Option<Self> {
+        if r.version != RECORD_VERSION {
+            return None;
+        }
+        Some(Self {
+            key: ObjectKey::parse(prefix, &r.key)?,
+            etag: r.etag,
+            size: r.size,
+            image_type: ImageType::from_mime(&r.content_type)?,
+            dimensions: Dimensions {
+                width: r.width,
+                height: r.height,
+            },
+            filename: r.filename,
+            uploaded_at: r
+                .uploaded_at
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            decoded: r.decoded,
+        })
+    }
+}
+
+/// The record of `key`, if there is one that this signpost can read (a damaged or foreign
+/// one is as good as none: the object is verified again).
+pub async fn read(
+    client: &S3Client,
+    prefix: &KeyPrefix,
+    key: &ObjectKey,
+) -> Result<Option<Confirmed>, StoreError> {
+    let Some(bytes) = client
+        .get(&record_key(key.as_str()), MAX_RECORD_BYTES)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let record = serde_json::from_slice::<Record>(&bytes)
+        .ok()
+        .filter(|r| r.key == key.as_str())
+        .and_then(|r| Confirmed::from_record(prefix, r));
+    if record.is_none() {
+        tracing::warn!(key = %key, "unreadable upload record; the upload is verified again");
+    }
+    Ok(record)
+}
+
+/// Write the record: the last step of a confirmation.
+pub async fn write(client: &S3Client, c: &Confirmed) -> Result<(), StoreError> {
+    // A struct of strings, numbers and booleans serialises without failing.
+    let json = serde_json::to_vec(&c.to_record(Utc::now())).unwrap_or_default();
+    client
+        .put(
+            &record_key(c.key.as_str()),
+            Bytes::from(json),
+            "application/json",
+        )
+        .await
+}
+
+/// Remove the record of an upload that is gone or refused.
+pub async fn delete(client: &S3Client, key: &ObjectKey) -> Result<(), StoreError> {
+    client.delete(&record_key(key.as_str())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::UploadId;
+
+    #[test]
+    fn a_record_round_trips_and_lives_outside_the_prefix() {
+        let prefix = KeyPrefix::parse("uploads/").unwrap();
+        let at = DateTime::from_timestamp_millis(1_767_225_600_123).unwrap();
+        let key = ObjectKey::new(&prefix, UploadId::new(at, [7; 10]), "cat.png");
+        let c = Confirmed {
+            key: key.clone(),
+            etag: "abc".into(),
+            size: 10,
+            image_type: ImageType::Png,
+            dimensions: Dimensions {
+                width: 3,
+                height: 2,
+            },
+            filename: "Crème.png".into(),
+            uploaded_at: Some(at),
+            decoded: true,
+        };
+        let json = serde_json::to_vec(&c.to_record(at)).unwrap();
+        let back: Record = serde_json::from_slice(&json).unwrap();
+        assert_eq!(Confirmed::from_record(&prefix, back), Some(c));
+        let rk = record_key(key.as_str());
+        assert!(rk.starts_with(INTERNAL_PREFIX) && !rk.starts_with(prefix.as_str()));
+    }
+}
