@@ -1,7 +1,5 @@
-// signpost upload page. One image: preview it, ask the server to sign the form for it
-// (the image-meta fragment), and let the form post straight to the bucket. Several images
-// (or a drop): a card each, signed one by one, sent with XHR, three at a time, then
-// confirmed by the server. Without this script the form still uploads.
+// signpost upload page: preview, sign (the image-meta fragment), send straight to the bucket
+// with XHR, confirm. Without this script the form still uploads.
 (() => {
   const $ = (id) => document.getElementById(id);
   const form = $('formBlob'), input = $('myImage'), btn = $('btnSave'), meta = $('image-meta');
@@ -14,10 +12,13 @@
 
   const size = (n) => (n < 1048576 ? (n / 1024).toFixed(1) + ' KiB' : (n / 1048576).toFixed(1) + ' MiB').replace('.0 ', ' ');
   const el = (tag, props) => Object.assign(document.createElement(tag), props);
-  const say = (text) => {
+  const say = (text, retry) => {
     status.replaceChildren();
     status.hidden = !text;
-    if (text) status.append(el('p', { className: 'error', role: 'alert', textContent: text }));
+    if (!text) return;
+    const p = el('p', { className: 'error', role: 'alert', textContent: text });
+    if (retry) p.append(' ', el('button', { type: 'button', textContent: 'Retry', onclick: retry }));
+    status.append(p);
   };
   const check = (f) =>
     !types.includes(f.type) ? `${f.name}: ${f.type || 'this kind of file'} is not accepted (${types.join(', ')}).`
@@ -33,9 +34,59 @@
   });
   const describe = (f, m) => {
     const o = { filename: f.name, content_type: f.type, size: f.size };
-    if (m.w && m.h) Object.assign(o, { width: m.w, height: m.h });
+    if (m && m.w && m.h) Object.assign(o, { width: m.w, height: m.h });
     return o;
   };
+  const post = async (path, body) => {
+    const r = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    return [r, await r.json()];
+  };
+  const apiError = (r, j, what) => (j.error && j.error.message) || `${what} failed (${r.status}).`;
+
+  const cors = 'The storage service cannot be reached from this page (CORS, or it is down). Run `signpost check`; for an external bucket, `signpost cors` fixes CORS.';
+  // The store's XML error in plain words.
+  function storeError(status, xml) {
+    const tag = (t) => (new RegExp(`<${t}>([^<]*)</${t}>`).exec(xml) || [])[1] || '';
+    const code = tag('Code') || status, msg = tag('Message');
+    return code === 'EntityTooLarge' ? 'The storage service refused the file: it is too large.'
+      : /expired/i.test(msg) ? 'The signed form expired before the upload finished.'
+      : status === 503 ? 'The storage service is busy right now.'
+      : `The storage service refused the upload (${code}${msg ? ': ' + msg : ''}).`;
+  }
+
+  // Sign, send, confirm: `{ url }`, `{ error, retry }`, or `{ blocked }` when the store's
+  // answer is out of this page's reach and the upload is not there.
+  async function send(file, m, progress) {
+    let r, j;
+    try {
+      [r, j] = await post('/api/presign', describe(file, m));
+    } catch {
+      return { error: 'signpost cannot be reached right now.', retry: true };
+    }
+    if (!r.ok) return { error: apiError(r, j, 'Signing'), retry: r.status >= 500 || r.status === 429 };
+    const key = j.key, data = new FormData();
+    for (const [k, v] of Object.entries(j.fields)) data.append(k, v);
+    data.append('file', file);
+    const x = await new Promise((ok) => {
+      const x = new XMLHttpRequest();
+      x.open('POST', j.url);
+      x.upload.onprogress = (e) => e.lengthComputable && progress(Math.round((100 * e.loaded) / e.total));
+      x.onload = x.onerror = x.onabort = x.ontimeout = () => ok(x);
+      x.send(data);
+    });
+    if (x.status && x.status >= 300) return { error: storeError(x.status, x.responseText), retry: true };
+    progress(100);
+    const etag = (x.status && x.getResponseHeader('ETag') || '').replace(/"/g, '');
+    try {
+      // Without an answer the upload may still be there: ask by key alone.
+      [r, j] = await post('/api/uploads/confirm', etag ? { key, etag } : { key });
+    } catch {
+      return { error: 'Uploaded, but signpost cannot be reached to confirm it.', retry: true };
+    }
+    if (r.ok) return { url: j.url };
+    if (!x.status && r.status === 404) return { blocked: true };
+    return { error: apiError(r, j, 'Confirmation'), retry: r.status >= 500 };
+  }
 
   input.multiple = true;
   const select = meta.querySelector('select');
@@ -106,6 +157,20 @@
     await sign();
   }
 
+  // Save one image; the signed form posts itself when XHR cannot reach the store.
+  async function saveOne() {
+    const c = current;
+    say('');
+    btn.disabled = true;
+    const r = await send(c.file, c.m, (p) => (btn.textContent = `Uploading… ${p}%`));
+    btn.textContent = label;
+    if (current !== c) return;
+    if (r.url) return location.assign(r.url);
+    if (r.blocked && (!stale() || (await sign()))) return form.submit();
+    btn.disabled = false;
+    say(r.error || cors, saveOne);
+  }
+
   function card(file) {
     const c = { file, li: el('li', { className: 'card' }), bar: el('progress', { max: 100, value: 0 }), st: el('span', { className: 'state' }) };
     const img = el('img', { alt: '' });
@@ -129,47 +194,17 @@
       c.st.append(' ', b);
     }
   }
-  const storeMessage = (t) => (/<Message>([^<]*)<\/Message>/.exec(t || '') || [])[1];
 
   async function upload(c) {
     set(c, 'uploading', 'signing…');
     c.bar.value = 0;
     await c.ready;
-    let r, j;
-    try {
-      r = await fetch('/api/presign', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(describe(c.file, c.m)) });
-      j = await r.json();
-    } catch {
-      return fail(c, 'signpost cannot be reached right now.', true);
-    }
-    if (!r.ok) return fail(c, (j.error && j.error.message) || `Signing failed (${r.status}).`, r.status >= 500 || r.status === 429);
-    const data = new FormData();
-    for (const [k, v] of Object.entries(j.fields)) data.append(k, v);
-    data.append('file', c.file);
-    const x = await new Promise((ok) => {
-      const x = new XMLHttpRequest();
-      x.open('POST', j.url);
-      x.upload.onprogress = (e) => {
-        if (e.lengthComputable) set(c, 'uploading', (c.bar.value = Math.round((100 * e.loaded) / e.total)) + '%');
-      };
-      x.onload = x.onerror = x.onabort = x.ontimeout = () => ok(x);
-      x.send(data);
-    });
-    if (!x.status) return fail(c, 'The storage service refused this upload from the page (CORS, or it is down). Run `signpost check`; for an external bucket, `signpost cors` fixes CORS.', true);
-    if (x.status >= 300) return fail(c, storeMessage(x.responseText) || `The storage service answered ${x.status}.`, true);
-    c.bar.value = 100;
-    set(c, 'uploading', 'confirming…');
-    const etag = x.getResponseHeader('ETag') || (/<ETag>([^<]*)<\/ETag>/.exec(x.responseText) || [])[1] || '';
-    try {
-      r = await fetch('/api/uploads/confirm', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ key: j.key, etag: etag.replace(/&quot;/g, '"') }) });
-      j = await r.json();
-    } catch {
-      return fail(c, 'Uploaded, but signpost cannot be reached to confirm it.', true);
-    }
-    if (!r.ok) return fail(c, (j.error && j.error.message) || `Confirmation failed (${r.status}).`, r.status >= 500);
+    const r = await send(c.file, c.m, (p) => set(c, 'uploading', (c.bar.value = p) + '%'));
+    if (r.blocked) return fail(c, cors, true);
+    if (!r.url) return fail(c, r.error, r.retry);
     c.done = true;
     set(c, 'done', 'done ');
-    c.st.append(el('a', { href: j.url, textContent: 'view' }));
+    c.st.append(el('a', { href: r.url, textContent: 'view' }));
   }
 
   async function run(list) {
@@ -182,15 +217,10 @@
   }
 
   input.addEventListener('change', () => choose(input.files));
-  form.addEventListener('submit', async (e) => {
-    if (batch.length) return e.preventDefault(), run(batch);
-    if (!current) return e.preventDefault();
-    if (stale()) {
-      e.preventDefault();
-      if (await sign()) form.submit();
-      return;
-    }
-    setTimeout(() => (btn.disabled = true));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (batch.length) return run(batch);
+    if (current) saveOne();
   });
   addEventListener('pageshow', (e) => { if (e.persisted && current && stale()) sign(); });
 

@@ -114,8 +114,8 @@ async fn save_and_land_on_uploaded(b: &Browser, name: &str, dims: (u64, u64)) {
     assert_eq!(shown.trim(), name);
 }
 
-/// The page's budget for its first load: HTML, CSS and JS, uncompressed.
-const PAGE_BUDGET: u64 = 15 * 1024;
+/// The page's standing budget for its first load: HTML, CSS and JS, uncompressed.
+const PAGE_BUDGET: u64 = 20 * 1024;
 
 /// The upload page's first-load weight as the browser saw it: (HTML, CSS, JS) decoded bytes.
 async fn page_weight(b: &Browser) -> (u64, u64, u64) {

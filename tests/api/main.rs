@@ -15,6 +15,7 @@ mod gallery;
 mod hostile;
 mod notify;
 mod pages;
+mod photos;
 mod presign_api;
 mod process;
 mod store_upload;
