@@ -1,12 +1,12 @@
 use std::process::ExitCode;
 
-// mimalloc: the signing path allocates many small strings; glibc's malloc was a quarter of
-// its time under load (see `cargo bench` and scripts/bench).
+// mimalloc: signing allocates many small strings, which glibc's malloc serves slowly under
+// concurrent load.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use signpost::config::{Cli, Command, Settings};
+use signpost::config::{Cli, Command, LogFormat, Settings};
 use signpost::upload::Clock;
 use signpost::web::startup::Application;
 
@@ -46,7 +46,8 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: Settings) -> ExitCode {
-    let _guard = signpost::telemetry::init(settings.log_format);
+    let format = settings.log_format;
+    let _guard = signpost::telemetry::init(format);
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)?;
         match app.embedded_addr() {
@@ -63,9 +64,12 @@ fn serve(settings: Settings) -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Once: a JSON log line for log collectors, else a sentence on stderr.
         Err(e) => {
-            tracing::error!(error = %e, "signpost could not start");
-            eprintln!("signpost: {e}");
+            match format {
+                LogFormat::Json => tracing::error!(error = %e, "signpost could not start"),
+                LogFormat::Text => eprintln!("signpost: {e}"),
+            }
             ExitCode::FAILURE
         }
     }

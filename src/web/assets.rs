@@ -78,7 +78,11 @@ pub async fn static_headers(
         let problem = match status {
             StatusCode::NOT_FOUND => Problem::not_found(),
             StatusCode::METHOD_NOT_ALLOWED => Problem::method_not_allowed(),
-            _ => Problem::new(status, "static_file_refused", "This file cannot be served so."),
+            _ => Problem::new(
+                status,
+                "static_file_refused",
+                "This file cannot be served so.",
+            ),
         };
         let mut page = respond_for_path(req.path(), &problem);
         for name in [header::CONTENT_RANGE, header::ALLOW] {
