@@ -81,7 +81,7 @@ struct Expiration(DateTime<Utc>);
 
 impl Serialize for Expiration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0.format(super::time::ISO8601_MILLIS))
+        s.serialize_str(&super::time::iso8601_millis(self.0))
     }
 }
 

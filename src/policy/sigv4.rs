@@ -80,7 +80,11 @@ impl SigningKey {
     pub fn sign(&self, string_to_sign: &[u8]) -> String {
         let mut mac = self.mac.clone();
         mac.update(string_to_sign);
-        hex::encode(mac.finalize().into_bytes())
+        // Into a fixed buffer: `hex::encode` collects 64 characters one by one.
+        let mut out = [0u8; 64];
+        hex::encode_to_slice(mac.finalize().into_bytes(), &mut out)
+            .expect("32 bytes take 64 hex digits");
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 

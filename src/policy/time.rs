@@ -1,5 +1,9 @@
-//! The timestamp forms signatures use, as chrono format strings.
+//! The timestamp forms signatures use, as chrono format strings (parsed once: every
+//! signature writes two of them).
 
+use std::sync::LazyLock;
+
+use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 /// A policy's `expiration`: ISO 8601, UTC, with milliseconds (`2026-01-01T12:00:00.000Z`).
@@ -9,9 +13,21 @@ pub const AMZ_DATE: &str = "%Y%m%dT%H%M%SZ";
 /// The credential scope's date (`20260101`).
 pub const SCOPE_DATE: &str = "%Y%m%d";
 
+/// A format string, parsed.
+fn items(format: &'static str) -> Vec<Item<'static>> {
+    // The formats are constants that the tests below exercise.
+    StrftimeItems::new(format)
+        .parse()
+        .expect("a valid chrono format")
+}
+
+static ISO8601_ITEMS: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| items(ISO8601_MILLIS));
+static AMZ_DATE_ITEMS: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| items(AMZ_DATE));
+static SCOPE_DATE_ITEMS: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| items(SCOPE_DATE));
+
 /// `2026-01-01T12:00:00.000Z`
 pub fn iso8601_millis(t: DateTime<Utc>) -> String {
-    t.format(ISO8601_MILLIS).to_string()
+    t.format_with_items(ISO8601_ITEMS.iter()).to_string()
 }
 
 /// `2026-01-01T12:00:00Z`
@@ -21,12 +37,12 @@ pub fn rfc3339_seconds(t: DateTime<Utc>) -> String {
 
 /// `20260101T120000Z`
 pub fn amz_date(t: DateTime<Utc>) -> String {
-    t.format(AMZ_DATE).to_string()
+    t.format_with_items(AMZ_DATE_ITEMS.iter()).to_string()
 }
 
 /// `20260101`
 pub fn scope_date(t: DateTime<Utc>) -> String {
-    t.format(SCOPE_DATE).to_string()
+    t.format_with_items(SCOPE_DATE_ITEMS.iter()).to_string()
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ pub struct Query {
 /// `+` is a space, then percent-decoding (a `%` without two hex digits stays as it is); the
 /// result must be UTF-8.
 fn decode(s: &str) -> Option<String> {
+    if !s.contains(['+', '%']) {
+        return Some(s.to_owned());
+    }
     let spaced = s.replace('+', " ");
     percent_decode_str(&spaced)
         .decode_utf8()
