@@ -23,7 +23,8 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_DIRECTIVES.to_owned());
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stdout());
+        // The writer thread writes a batch of lines per system call, not one each.
+        .finish(std::io::BufWriter::new(std::io::stdout()));
     use std::io::IsTerminal;
     let ansi = std::io::stdout().is_terminal();
     let registry = tracing_subscriber::registry().with(filter(&directives));

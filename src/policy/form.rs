@@ -32,7 +32,8 @@ impl PostForm {
         Self {
             expiration,
             bucket: None,
-            fields: Vec::new(),
+            // Room for every field a form carries, the signature's included.
+            fields: Vec::with_capacity(16),
             prefixes: Vec::new(),
             length: None,
         }
