@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use hmac::{Hmac, KeyInit};
+use sha2::Sha256;
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Box<str>);
 
@@ -13,6 +16,13 @@ impl Secret {
 
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// An HMAC-SHA256 keyed by this secret, for the caller to feed: webhook signatures,
+    /// link tokens, delete tokens.
+    pub fn hmac_sha256(&self) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length, so this cannot fail.
+        Hmac::new_from_slice(self.expose().as_bytes()).expect("HMAC takes keys of any length")
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::helpers::*;
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use awc::http::StatusCode;
 use base64::Engine;
 use chrono::Utc;
@@ -237,18 +237,10 @@ async fn spawn_fake(behaviour: Behaviour) -> Fake {
         seen: Mutex::new(Vec::new()),
     });
     let data = web::Data::new(state.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .default_service(web::to(fake_handler))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let handle = crate::helpers::serve(listener, move |cfg| {
+        cfg.app_data(data.clone())
+            .default_service(web::to(fake_handler));
+    });
     Fake {
         addr,
         state,

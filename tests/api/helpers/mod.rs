@@ -418,3 +418,21 @@ fn xml_text_decodes_the_etag_of_a_post_response() {
     assert_eq!(xml_text(xml, "Missing"), None);
     assert_eq!(xml_unescape("&bogus; & &#xZZ;"), "&bogus; & &#xZZ;");
 }
+
+/// Serve a test stand-in (a webhook receiver, a fake store, a proxy) on `listener` with one
+/// worker, in the background; stop it with the returned handle.
+pub fn serve(
+    listener: std::net::TcpListener,
+    routes: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+) -> ServerHandle {
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .expect("a test server listens on its loopback port")
+            .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    handle
+}
