@@ -15,7 +15,9 @@ use signpost::config::{Config, Settings};
 use signpost::policy::{PostForm, Signer, Version, sigv2, sigv4};
 use signpost::secret::{Credentials, Secret};
 use signpost::store::{Backend, public_url};
-use signpost::upload::{Clock, Completion, ImageType, KeyPrefix, Limits, Presigner, UploadRequest};
+use signpost::upload::{
+    Clock, Completion, ImageType, KeyPrefix, Limits, Presigner, UploadRequest, Uploader,
+};
 use signpost::web::fragment::ImageMetaFragment;
 use signpost::web::index::MetaView;
 use signpost::web::startup::{app, state};
@@ -119,24 +121,42 @@ fn signing(c: &mut Criterion) {
         size: Some(2_345_678),
         width: Some(4032),
         height: Some(3024),
+        owner: None,
     };
     let mut g = c.benchmark_group("presign");
     g.bench_function("validate_and_presign_v4", |b| {
         b.iter(|| {
             let valid = request.validate(&p4.limits, true).expect("valid");
-            p4.presign(&valid, Completion::Redirect, Clock::System)
+            p4.presign(
+                &valid,
+                Completion::Redirect,
+                Clock::System,
+                &Uploader::anonymous(),
+            )
         })
     });
     g.bench_function("validate_and_presign_v2", |b| {
         b.iter(|| {
             let valid = request.validate(&p2.limits, true).expect("valid");
-            p2.presign(&valid, Completion::Redirect, Clock::System)
+            p2.presign(
+                &valid,
+                Completion::Redirect,
+                Clock::System,
+                &Uploader::anonymous(),
+            )
         })
     });
     let valid = request.validate(&p4.limits, true).expect("valid");
     g.bench_function("render_image_meta_partial", |b| {
         b.iter_batched(
-            || p4.presign(&valid, Completion::Redirect, Clock::System),
+            || {
+                p4.presign(
+                    &valid,
+                    Completion::Redirect,
+                    Clock::System,
+                    &Uploader::anonymous(),
+                )
+            },
             |signed| {
                 ImageMetaFragment {
                     meta: MetaView::new(signed, None),

@@ -3,6 +3,7 @@
 //! - [`policy`]: the signing core (POST policies, SigV4, SigV2). Pure.
 //! - [`upload`]: the upload domain (validation, keys, presigning). Pure.
 //! - [`imaging`]: what a stored file really is (type, dimensions, structure). Pure.
+//! - [`identity`]: who may upload (proxy users, tokens, links, anonymous). Pure.
 //! - [`store`]: the S3 glue (presigned requests over awc, the embedded s3s-fs store).
 //! - [`web`]: the actix-web application, its pages, fragments, API and errors.
 //! - [`sweep`]: the background confirmation of every upload, and the events' delivery.
@@ -11,6 +12,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod identity;
 pub mod imaging;
 pub mod notify;
 pub mod policy;

@@ -42,6 +42,10 @@ fn main() -> ExitCode {
         Command::Events(args) => {
             actix_web::rt::System::new().block_on(signpost::cli::events::run(&settings, &args))
         }
+        Command::Token(args) => signpost::cli::identity::token(&settings, &args),
+        Command::Link(args) => {
+            actix_web::rt::System::new().block_on(signpost::cli::identity::link(&settings, &args))
+        }
     }
 }
 

@@ -44,6 +44,7 @@ pub mod names {
     pub const CLOCK: &str = "clock";
     pub const UPLOAD: &str = "upload";
     pub const CORS: &str = "cors";
+    pub const MIXED_CONTENT: &str = "mixed content";
 }
 
 /// What went wrong, and what to do about it.
@@ -286,6 +287,8 @@ struct Ctx<'a> {
     credentials: Credentials,
     target: Arc<StoreTarget>,
     client: S3Client,
+    /// Where browsers post their uploads.
+    browser_url: String,
     origin: String,
     /// The embedded store's credentials file, when it does not exist (the store never ran
     /// with this data dir).
@@ -398,6 +401,7 @@ impl<'a> Ctx<'a> {
             credentials: backend.credentials.clone(),
             client: S3Client::new(backend.target.clone()),
             target: backend.target,
+            browser_url: backend.browser_target.form_url(),
             origin: public.origin().ascii_serialization(),
             missing_credentials,
         })
@@ -682,7 +686,7 @@ pub async fn check(settings: &Settings) -> Vec<Step> {
         Ok(c) => c,
         Err(f) => {
             let mut steps = vec![Step::fail(CONFIGURATION, f)];
-            for name in [ENDPOINT, CREDENTIALS, CLOCK, UPLOAD, CORS] {
+            for name in [ENDPOINT, CREDENTIALS, CLOCK, UPLOAD, CORS, MIXED_CONTENT] {
                 steps.push(Step::skipped(name, CONFIGURATION));
             }
             return steps;
@@ -704,7 +708,7 @@ pub async fn check(settings: &Settings) -> Vec<Step> {
         }
         Err(f) => {
             steps.push(Step::fail(ENDPOINT, f));
-            for name in [CREDENTIALS, CLOCK, UPLOAD, CORS] {
+            for name in [CREDENTIALS, CLOCK, UPLOAD, CORS, MIXED_CONTENT] {
                 steps.push(Step::skipped(name, ENDPOINT));
             }
             return steps;
@@ -748,7 +752,31 @@ pub async fn check(settings: &Settings) -> Vec<Step> {
         Ok(detail) => Step::ok(CORS, detail),
         Err(f) => Step::fail(CORS, f),
     });
+    steps.push(
+        match mixed_content(&ctx.origin, &ctx.browser_url, settings.is_embedded()) {
+            Ok(detail) => Step::ok(MIXED_CONTENT, detail),
+            Err(f) => Step::fail(MIXED_CONTENT, f),
+        },
+    );
     steps
+}
+
+/// An https page may not post to (or show images from) an http store: browsers block it.
+pub fn mixed_content(site: &str, store: &str, embedded: bool) -> Result<String, Failure> {
+    if site.starts_with("https:") && store.starts_with("http:") {
+        let fix = if embedded {
+            "put the embedded store behind the same TLS proxy and tell signpost its URL: --embedded-s3-public-url https://s3.example.com"
+        } else {
+            "use the store's https endpoint in --s3-endpoint"
+        };
+        return Err(Failure::new(
+            format!(
+                "the site is {site} but browsers would post to {store}: an https page may not use an http store (mixed content)"
+            ),
+            fix,
+        ));
+    }
+    Ok(format!("the page ({site}) and the store ({store}) agree"))
 }
 
 /// The report, one step per line (fixes indented below failures).

@@ -3,4 +3,5 @@
 pub mod check;
 pub mod cors;
 pub mod events;
+pub mod identity;
 pub mod presign;

@@ -3,7 +3,7 @@
 
 use crate::config::{PresignArgs, Settings};
 use crate::store::{Backend, public_url};
-use crate::upload::{Clock, Completion, UploadRequest};
+use crate::upload::{Clock, Completion, UploadRequest, Uploader};
 
 /// The JSON, or a message for the user.
 pub fn presign(settings: &Settings, args: &PresignArgs, clock: Clock) -> Result<String, String> {
@@ -13,7 +13,11 @@ pub fn presign(settings: &Settings, args: &PresignArgs, clock: Clock) -> Result<
         size: args.size,
         width: args.width,
         height: args.height,
+        owner: None,
     };
+    if !crate::identity::valid_owner(&args.owner) {
+        return Err(format!("--owner {:?} is not a user name", args.owner));
+    }
     let valid = request
         .validate(&settings.limits, false)
         .map_err(|e| format!("{} ({})", e, e.code()))?;
@@ -22,6 +26,11 @@ pub fn presign(settings: &Settings, args: &PresignArgs, clock: Clock) -> Result<
     let presigner = backend
         .presigner(settings, &public)
         .map_err(|e| e.to_string())?;
-    let signed = presigner.presign(&valid, Completion::Created, clock);
+    let signed = presigner.presign(
+        &valid,
+        Completion::Created,
+        clock,
+        &Uploader::new(args.owner.clone()),
+    );
     serde_json::to_string(&signed.answer()).map_err(|e| e.to_string())
 }

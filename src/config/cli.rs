@@ -39,6 +39,64 @@ pub enum Command {
     Check,
     /// Print the events signpost would deliver, as JSON lines.
     Events(EventsArgs),
+    /// Manage API tokens (`Authorization: Bearer …` on the JSON API).
+    Token(TokenArgs),
+    /// Make an upload link (`--owner NAME`), or list or revoke links.
+    Link(LinkArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenAction {
+    /// Add a token for NAME and print it (once: only its hash is kept).
+    Add {
+        name: String,
+        /// The token may also sign for another owner named in the request (a host
+        /// application signing for its users), never for an admin.
+        #[arg(long)]
+        delegate: bool,
+    },
+    /// List the tokens' names.
+    List,
+    /// Revoke the token of NAME.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LinkArgs {
+    #[command(subcommand)]
+    pub action: Option<LinkAction>,
+    /// Who the uploads through the link belong to.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Confirmed uploads the link allows.
+    #[arg(long, default_value_t = 1)]
+    pub uploads: u32,
+    /// How long the link works, e.g. 24h, 30m, 7d.
+    #[arg(long, default_value = "24h")]
+    pub expires: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum LinkAction {
+    /// List the links: id, owner, uploads used and allowed, expiry, revoked.
+    List,
+    /// Revoke a link by its id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GalleryArg {
+    /// Everyone who may use the site sees every upload.
+    Public,
+    /// Each signed-in user sees their own uploads; `--admins` see all.
+    Own,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,6 +114,9 @@ pub struct PresignArgs {
     pub width: Option<u32>,
     #[arg(long)]
     pub height: Option<u32>,
+    /// Who the upload belongs to (signed as x-amz-meta-owner).
+    #[arg(long, default_value = "anonymous")]
+    pub owner: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -212,12 +273,51 @@ pub struct Config {
         global = true
     )]
     pub s3_timeout_ms: u64,
-    /// Signatures per minute per client address (off when unset).
+    /// New files signed a minute per client (0: off). Default: 30 for anonymous clients when
+    /// signpost is exposed, off otherwise.
     #[arg(long, env = "SIGNPOST_SIGN_RATE_PER_MINUTE", global = true)]
     pub sign_rate_per_minute: Option<u32>,
-    /// Trust X-Forwarded-For for the client address (behind a reverse proxy only).
-    #[arg(long, env = "SIGNPOST_TRUST_PROXY", global = true)]
+    /// Replaced by --trusted-proxies.
+    #[arg(long, env = "SIGNPOST_TRUST_PROXY", hide = true, global = true)]
     pub trust_proxy: bool,
+    /// The header an authenticating proxy names the user in (e.g. X-Forwarded-User or
+    /// Remote-User), believed only from --trusted-proxies.
+    #[arg(long, env = "SIGNPOST_AUTH_HEADER", global = true)]
+    pub auth_header: Option<String>,
+    /// Proxies (addresses or networks, comma-separated) whose --auth-header and
+    /// X-Forwarded-For are believed.
+    #[arg(long, env = "SIGNPOST_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
+    /// Let anyone upload without an identity. The default only when signpost is not exposed
+    /// (every bind and the public URL on loopback, no trusted proxies).
+    #[arg(long, env = "SIGNPOST_ALLOW_ANONYMOUS", global = true)]
+    pub allow_anonymous: bool,
+    /// The API tokens file. Default: DATA_DIR/tokens.
+    #[arg(long, env = "SIGNPOST_TOKENS_FILE", global = true)]
+    pub tokens_file: Option<PathBuf>,
+    /// Users who see and may delete every upload, comma-separated.
+    #[arg(long, env = "SIGNPOST_ADMINS", value_delimiter = ',', global = true)]
+    pub admins: Vec<String>,
+    /// Who sees which uploads in the gallery.
+    #[arg(
+        long,
+        env = "SIGNPOST_GALLERY",
+        value_enum,
+        default_value = "public",
+        global = true
+    )]
+    pub gallery: GalleryArg,
+    /// Bytes one identity may sign for in a UTC day (anonymous clients: per address).
+    #[arg(long, env = "SIGNPOST_QUOTA_BYTES_PER_DAY", global = true)]
+    pub quota_bytes_per_day: Option<u64>,
+    /// The key upload links are signed with. Default: one generated once and kept in the
+    /// bucket (.signpost/link-key), shared by every instance.
+    #[arg(long, env = "SIGNPOST_LINK_KEY", hide_env_values = true, global = true)]
+    pub link_key: Option<Secret>,
+    /// The URL browsers reach the embedded store at, when a reverse proxy terminates TLS in
+    /// front of it (form actions, image URLs, the pages' Content-Security-Policy).
+    #[arg(long, env = "SIGNPOST_EMBEDDED_S3_PUBLIC_URL", global = true)]
+    pub embedded_s3_public_url: Option<String>,
     /// URL that receives one signed JSON event per confirmed upload.
     #[arg(long, env = "SIGNPOST_NOTIFY_URL", global = true)]
     pub notify_url: Option<String>,
@@ -302,6 +402,15 @@ impl Config {
             s3_timeout_ms: DEFAULTS.s3_timeout_ms,
             sign_rate_per_minute: None,
             trust_proxy: false,
+            auth_header: None,
+            trusted_proxies: None,
+            allow_anonymous: false,
+            tokens_file: None,
+            admins: Vec::new(),
+            gallery: GalleryArg::Public,
+            quota_bytes_per_day: None,
+            link_key: None,
+            embedded_s3_public_url: None,
             notify_url: None,
             notify_secret: None,
             notify_sweep_secs: DEFAULTS.notify_sweep_secs,

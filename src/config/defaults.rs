@@ -30,6 +30,8 @@ pub struct Defaults {
     pub s3_connect_timeout_ms: u64,
     pub s3_timeout_ms: u64,
     pub notify_sweep_secs: u64,
+    /// The rate limit of anonymous clients when signpost is exposed.
+    pub exposed_sign_rate_per_minute: u32,
     pub shutdown_grace_secs: u64,
     /// The source tree's `static/`, known at build time: `cargo run` works from any folder.
     pub static_dir: &'static str,
@@ -53,6 +55,7 @@ pub const DEFAULTS: Defaults = Defaults {
     s3_connect_timeout_ms: 1000,
     s3_timeout_ms: 3000,
     notify_sweep_secs: 30,
+    exposed_sign_rate_per_minute: 30,
     shutdown_grace_secs: 10,
     static_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
 };

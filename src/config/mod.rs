@@ -7,7 +7,8 @@ mod defaults;
 mod settings;
 
 pub use cli::{
-    CheckpointArg, Cli, Command, Config, CorsArgs, EventsArgs, LogFormat, PresignArgs, SignatureArg,
+    CheckpointArg, Cli, Command, Config, CorsArgs, EventsArgs, GalleryArg, LinkAction, LinkArgs,
+    LogFormat, PresignArgs, SignatureArg, TokenAction, TokenArgs,
 };
 pub use defaults::{DEFAULTS, Defaults};
-pub use settings::{ConfigError, NotifySettings, Settings, StoreSettings};
+pub use settings::{ConfigError, IdentitySettings, NotifySettings, Settings, StoreSettings};

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::cli::{CheckpointArg, Config, LogFormat, SignatureArg};
+use super::cli::{CheckpointArg, Config, GalleryArg, LogFormat, SignatureArg};
 use super::defaults::DEFAULTS;
+use crate::identity::client::TrustedProxies;
 use crate::imaging::DecodeLimits;
 use crate::policy::Version;
 use crate::secret::{Credentials, Secret};
@@ -23,6 +24,26 @@ pub enum StoreSettings {
     Endpoint { url: Url },
     /// AWS S3 itself, regional virtual-hosted URLs.
     Aws,
+}
+
+/// Who may use the site, and how they are told apart.
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    /// The proxy's user header, lowercase.
+    pub auth_header: Option<String>,
+    pub trusted_proxies: TrustedProxies,
+    /// Requests with no identity are served (as "anonymous").
+    pub allow_anonymous: bool,
+    pub tokens_file: PathBuf,
+    pub admins: Vec<String>,
+    /// `--gallery own`: each user sees their own uploads.
+    pub gallery_own: bool,
+    /// New files signed a minute per identity (anonymous: per address).
+    pub sign_rate_per_minute: Option<u32>,
+    pub quota_bytes_per_day: Option<u64>,
+    pub link_key: Option<Secret>,
+    /// Why signpost is reachable from beyond this machine, if it is.
+    pub exposed: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,8 +76,9 @@ pub struct Settings {
     pub public_base_url: Option<Url>,
     pub s3_connect_timeout: Duration,
     pub s3_timeout: Duration,
-    pub sign_rate_per_minute: Option<u32>,
-    pub trust_proxy: bool,
+    pub identity: IdentitySettings,
+    /// The embedded store's URL as browsers reach it (behind a TLS proxy).
+    pub embedded_public_url: Option<Url>,
     pub notify: Option<NotifySettings>,
     /// How often the background sweep confirms new uploads (and delivers their events).
     pub sweep_interval: Duration,
@@ -366,6 +388,115 @@ fn uploads(c: &Config, store: &StoreSettings) -> Result<Uploads, ConfigError> {
     })
 }
 
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Why the site is reachable from beyond this machine, if it is: a bind address that is not
+/// loopback, a public URL that is not, or trusted proxies (a proxy on this host still means
+/// the internet is behind it).
+fn exposed(c: &Config, store: &StoreSettings, public_url: Option<&Url>) -> Option<String> {
+    if !c.bind.ip().is_loopback() {
+        return Some(format!("--bind {} is not a loopback address", c.bind));
+    }
+    if let StoreSettings::Embedded { bind } = store
+        && !bind.ip().is_loopback()
+    {
+        return Some(format!(
+            "--embedded-s3-bind {bind} is not a loopback address"
+        ));
+    }
+    if let Some(url) = public_url
+        && !is_loopback_host(url)
+    {
+        return Some(format!("--public-url {url} is not a loopback URL"));
+    }
+    if c.trusted_proxies
+        .as_deref()
+        .is_some_and(|t| !t.trim().is_empty())
+    {
+        return Some("--trusted-proxies is set (a proxy means the internet is behind it)".into());
+    }
+    None
+}
+
+/// The identity section.
+fn identity(
+    c: &Config,
+    store: &StoreSettings,
+    public_url: Option<&Url>,
+) -> Result<IdentitySettings, ConfigError> {
+    if c.trust_proxy {
+        return err(
+            "--trust-proxy is replaced by --trusted-proxies: name your proxies' addresses or networks (e.g. --trusted-proxies 127.0.0.1/32); the client is then the rightmost X-Forwarded-For hop that is not one of them",
+        );
+    }
+    let trusted_proxies: TrustedProxies = c
+        .trusted_proxies
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| ConfigError(format!("--trusted-proxies: {e}")))?;
+    let auth_header = match non_empty(c.auth_header.clone()) {
+        None => None,
+        Some(h) => {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return err(format!("--auth-header: {h:?} is not a header name"));
+            }
+            if trusted_proxies.is_empty() {
+                return err(
+                    "--auth-header is believed only from --trusted-proxies: name the proxy's address (e.g. --trusted-proxies 127.0.0.1/32)",
+                );
+            }
+            Some(h.to_ascii_lowercase())
+        }
+    };
+    let exposed = exposed(c, store, public_url);
+    let allow_anonymous = c.allow_anonymous || exposed.is_none();
+    let sign_rate_per_minute = match c.sign_rate_per_minute {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None if exposed.is_some() && allow_anonymous => Some(DEFAULTS.exposed_sign_rate_per_minute),
+        None => None,
+    };
+    let admins: Vec<String> = c
+        .admins
+        .iter()
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if let Some(bad) = admins.iter().find(|a| !crate::identity::valid_owner(a)) {
+        return err(format!("--admins: {bad:?} is not a user name"));
+    }
+    if c.quota_bytes_per_day == Some(0) {
+        return err("--quota-bytes-per-day must be at least 1 (leave it unset for no quota)");
+    }
+    let link_key = non_empty_secret(c.link_key.clone());
+    if link_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
+        return err("--link-key must be at least 16 characters");
+    }
+    Ok(IdentitySettings {
+        auth_header,
+        trusted_proxies,
+        allow_anonymous,
+        tokens_file: c
+            .tokens_file
+            .clone()
+            .unwrap_or_else(|| c.data_dir.join("tokens")),
+        admins,
+        gallery_own: c.gallery == GalleryArg::Own,
+        sign_rate_per_minute,
+        quota_bytes_per_day: c.quota_bytes_per_day,
+        link_key,
+        exposed,
+    })
+}
+
 /// The events section.
 fn notify(c: &Config) -> Result<Option<NotifySettings>, ConfigError> {
     match (
@@ -400,11 +531,28 @@ impl Settings {
         let store = store(&c, env_endpoint, env_region)?;
         let (public_url, public_base_url) = public_urls(&c)?;
         let uploads = uploads(&c, &store.store)?;
-        if c.sign_rate_per_minute == Some(0) {
-            return err(
-                "--sign-rate-per-minute must be at least 1 (leave it unset to turn the limit off)",
-            );
-        }
+        let identity = identity(&c, &store.store, public_url.as_ref())?;
+        let embedded_public_url = match non_empty(c.embedded_s3_public_url.clone()) {
+            None => None,
+            Some(raw) => {
+                if !matches!(store.store, StoreSettings::Embedded { .. }) {
+                    return err(
+                        "--embedded-s3-public-url is for the embedded store; an external store's URL is --s3-endpoint",
+                    );
+                }
+                let url = parse_http_url(
+                    "the embedded store's public URL",
+                    "--embedded-s3-public-url",
+                    &raw,
+                )?;
+                if url.path() != "/" {
+                    return err(format!(
+                        "--embedded-s3-public-url: give the store's origin only, like https://s3.example.com (got {raw:?})"
+                    ));
+                }
+                Some(url)
+            }
+        };
         let notify = notify(&c)?;
         if c.notify_sweep_secs == 0 {
             return err("--notify-sweep-secs must be at least 1");
@@ -431,8 +579,8 @@ impl Settings {
             public_base_url,
             s3_connect_timeout: Duration::from_millis(c.s3_connect_timeout_ms),
             s3_timeout: Duration::from_millis(c.s3_timeout_ms),
-            sign_rate_per_minute: c.sign_rate_per_minute,
-            trust_proxy: c.trust_proxy,
+            identity,
+            embedded_public_url,
             notify,
             sweep_interval: Duration::from_secs(c.notify_sweep_secs),
             checkpoint: c.notify_checkpoint,

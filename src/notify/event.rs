@@ -22,10 +22,27 @@ pub fn event_id(key: &str, etag: &str) -> String {
     id
 }
 
-/// One confirmed upload, as the receiver gets it (the field order is the JSON's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The id of the event for the deletion of the object `key` with this ETag: its own, so
+/// receivers that drop duplicates by id keep it.
+pub fn deleted_event_id(key: &str, etag: &str) -> String {
+    event_id(&format!("deleted\n{key}"), etag)
+}
+
+/// What happened to the upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum EventType {
+    #[serde(rename = "upload.created")]
+    Created,
+    #[serde(rename = "upload.deleted")]
+    Deleted,
+}
+
+/// One confirmed (or deleted) upload, as the receiver gets it (the field order is the JSON's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Event {
     pub id: String,
+    #[serde(rename = "type")]
+    pub kind: EventType,
     pub bucket: String,
     pub key: String,
     /// Without quotes.
@@ -38,14 +55,21 @@ pub struct Event {
     /// Read from the image's own header.
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// Who it belongs to, as signed into its form.
+    pub owner: String,
     /// RFC 3339 UTC with milliseconds: the upload id's time (when the form was signed).
     pub uploaded_at: Option<String>,
+    /// For `upload.deleted`: when it was deleted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub deleted_at: Option<String>,
 }
 
 impl Event {
+    /// `upload.created`, for a confirmed upload.
     pub fn new(bucket: &str, c: &Confirmed) -> Self {
         Self {
             id: event_id(c.key.as_str(), &c.etag),
+            kind: EventType::Created,
             bucket: bucket.to_owned(),
             key: c.key.as_str().to_owned(),
             etag: c.etag.clone(),
@@ -54,10 +78,21 @@ impl Event {
             filename: c.filename.clone(),
             width: Some(c.dimensions.width),
             height: Some(c.dimensions.height),
+            owner: c.owner.clone(),
             uploaded_at: c
                 .uploaded_at
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            deleted_at: None,
         }
+    }
+
+    /// `upload.deleted`, for an upload deleted through signpost.
+    pub fn deleted(bucket: &str, c: &Confirmed, at: chrono::DateTime<chrono::Utc>) -> Self {
+        let mut e = Self::new(bucket, c);
+        e.id = deleted_event_id(c.key.as_str(), &c.etag);
+        e.kind = EventType::Deleted;
+        e.deleted_at = Some(at.to_rfc3339_opts(SecondsFormat::Millis, true));
+        e
     }
 
     /// The JSON body, exactly the bytes that are signed and sent.
@@ -103,15 +138,19 @@ mod tests {
                 width: 64,
                 height: 48,
             },
-            decoded: true,
             filename: "Crème \"brûlée\".png".into(),
             uploaded_at: Some(at),
+            decoded: true,
+            owner: "alice".into(),
+            link: None,
         };
         let e = Event::new("signpost", &c);
         let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
         let fields: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         let mut expected = vec![
             "id",
+            "type",
+            "owner",
             "bucket",
             "key",
             "etag",
@@ -133,7 +172,16 @@ mod tests {
         assert_eq!(v["content_type"], "image/png");
         assert_eq!(v["filename"], "Crème \"brûlée\".png");
         assert_eq!(v["uploaded_at"], "2026-01-01T00:00:00.123Z");
+        assert_eq!(v["type"], "upload.created");
+        assert_eq!(v["owner"], "alice");
         // The body starts with the id, so a human reading logs sees it first.
         assert!(String::from_utf8(e.body()).unwrap().starts_with("{\"id\":"));
+        // A deletion has its own id, type and time.
+        let d = Event::deleted("signpost", &c, at);
+        assert_ne!(d.id, e.id);
+        assert_eq!(d.id, deleted_event_id(key.as_str(), &c.etag));
+        let v: serde_json::Value = serde_json::from_slice(&d.body()).unwrap();
+        assert_eq!(v["type"], "upload.deleted");
+        assert!(v["deleted_at"].is_string());
     }
 }

@@ -5,11 +5,13 @@
 //!
 //! - [`event`]: the event body and its stable id (pure);
 //! - [`signature`]: the `Signpost-Signature` header, and how a receiver verifies it (pure);
-//! - [`delivery`]: one HTTP attempt, and the backoff between attempts.
+//! - [`delivery`]: one HTTP attempt, and the backoff between attempts;
+//! - [`outbox`]: events that cannot be found in the bucket (deletions), queued there.
 
 pub mod delivery;
 pub mod event;
+pub mod outbox;
 pub mod signature;
 
-pub use event::{Event, event_id};
+pub use event::{Event, EventType, deleted_event_id, event_id};
 pub use signature::{EVENT_ID_HEADER, SIGNATURE_HEADER};

@@ -29,7 +29,11 @@ pub enum BackendError {
 /// embedded store on first start), the embedded store itself, and the target.
 pub struct Backend {
     pub credentials: Credentials,
+    /// Where signpost's own S3 requests go.
     pub target: Arc<StoreTarget>,
+    /// Where browsers reach the bucket (form actions, image URLs): the same, unless the
+    /// embedded store sits behind a TLS proxy (`--embedded-s3-public-url`).
+    pub browser_target: Arc<StoreTarget>,
     pub embedded: Option<EmbeddedStore>,
 }
 
@@ -52,11 +56,20 @@ impl Backend {
         credentials: Credentials,
         embedded: Option<EmbeddedStore>,
     ) -> Result<Self, BackendError> {
-        let target =
-            StoreTarget::new(settings, endpoint, &credentials).map_err(BackendError::Config)?;
+        let target = Arc::new(
+            StoreTarget::new(settings, endpoint, &credentials).map_err(BackendError::Config)?,
+        );
+        let browser_target = match (&settings.store, &settings.embedded_public_url) {
+            (StoreSettings::Embedded { .. }, Some(public)) => Arc::new(
+                StoreTarget::new(settings, Some(public), &credentials)
+                    .map_err(BackendError::Config)?,
+            ),
+            _ => target.clone(),
+        };
         Ok(Self {
             credentials,
-            target: Arc::new(target),
+            target,
+            browser_target,
             embedded,
         })
     }
@@ -131,7 +144,7 @@ impl Backend {
                 settings.region.clone(),
             ),
             bucket: settings.bucket.clone(),
-            form_url: self.target.form_url(),
+            form_url: self.browser_target.form_url(),
             redirect_url: redirect_url.into(),
             prefix: settings.prefix.clone(),
             limits: settings.limits.clone(),

@@ -257,6 +257,20 @@ async fn verify_object(
         .id()
         .time()
         .or_else(|| head.last_modified.as_deref().and_then(parse_http_date));
+    let owner = head
+        .metadata
+        .get("owner")
+        .map(|v| decode_metadata(v))
+        .filter(|o| crate::identity::valid_owner(o))
+        .unwrap_or_else(|| crate::identity::ANONYMOUS.to_owned());
+    // An upload through a link counts against its budget; one past it is not confirmed.
+    let link = head.metadata.get("link").cloned();
+    if let Some(id) = &link {
+        let signed_at = uploaded_at.map_or(0, |t| t.timestamp_millis());
+        if let Err(e) = super::links::claim(client, id, signed_at, &key.id().to_string()).await? {
+            return reject(client, key, e.to_string(), on_reject).await;
+        }
+    }
     Ok(Confirmed {
         key: key.clone(),
         etag: head.etag.clone(),
@@ -266,6 +280,8 @@ async fn verify_object(
         filename: filename(&head.metadata, key),
         uploaded_at,
         decoded: verified.decoded,
+        owner,
+        link,
     })
 }
 

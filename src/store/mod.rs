@@ -6,6 +6,7 @@ mod client;
 mod confirm;
 pub mod embedded;
 mod error;
+pub mod links;
 pub mod multipart;
 pub mod records;
 mod target;

@@ -34,6 +34,10 @@ pub struct Confirmed {
     /// Whether its pixels were decoded (false: too large to decode within the limits, and
     /// checked from its structure only).
     pub decoded: bool,
+    /// Who it belongs to, as signed into its form (`x-amz-meta-owner`).
+    pub owner: String,
+    /// The upload link it came through, if any.
+    pub link: Option<String>,
 }
 
 /// The record's JSON.
@@ -50,6 +54,14 @@ struct Record {
     uploaded_at: Option<String>,
     verified_at: String,
     decoded: bool,
+    #[serde(default = "anonymous")]
+    owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link: Option<String>,
+}
+
+fn anonymous() -> String {
+    crate::identity::ANONYMOUS.to_owned()
 }
 
 /// The record's key for an upload key.
@@ -71,6 +83,8 @@ impl Confirmed {
             uploaded_at: self.uploaded_at.map(crate::policy::time::iso8601_millis),
             verified_at: crate::policy::time::iso8601_millis(now),
             decoded: self.decoded,
+            owner: self.owner.clone(),
+            link: self.link.clone(),
         }
     }
 
@@ -93,6 +107,8 @@ impl Confirmed {
                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&Utc)),
             decoded: r.decoded,
+            owner: r.owner,
+            link: r.link,
         })
     }
 }
@@ -160,6 +176,8 @@ mod tests {
             filename: "Crème.png".into(),
             uploaded_at: Some(at),
             decoded: true,
+            owner: "alice".into(),
+            link: None,
         };
         let json = serde_json::to_vec(&c.to_record(at)).unwrap();
         let back: Record = serde_json::from_slice(&json).unwrap();

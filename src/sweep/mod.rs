@@ -25,6 +25,7 @@ use scan::{Batch, Candidate, MAX_BATCH, Scanner, horizon_ms};
 
 use crate::config::Settings;
 use crate::notify::delivery::{Deliverer, DeliveryError, backoff};
+use crate::notify::outbox::OUTBOX_PREFIX;
 use crate::notify::{Event, event_id};
 use crate::store::records::INTERNAL_PREFIX;
 use crate::store::{
@@ -252,6 +253,13 @@ impl Sweeper {
             }
         }
 
+        if delivery_failure.is_none()
+            && let Some(deliverer) = &self.deliverer
+            && let Err(e) = deliver_outbox(&self.client, deliverer).await
+        {
+            delivery_failure = Some(e);
+        }
+
         let watermark = cp.watermark_ms;
         if cp.advance(horizon, pending) || !retries.is_empty() {
             save_logged(&self.store, &self.client, cp).await;
@@ -280,16 +288,40 @@ async fn deliver(
     if cp.is_delivered(&event.id) {
         return Ok(());
     }
+    send(deliverer, &event).await?;
+    cp.record(event.id, at_ms);
+    Ok(())
+}
+
+async fn send(deliverer: &Deliverer, event: &Event) -> Result<(), SweepError> {
     deliverer
-        .deliver(&event)
+        .deliver(event)
         .await
         .map_err(|source| SweepError::Delivery {
             event_id: event.id.clone(),
             key: event.key.clone(),
             source,
         })?;
-    tracing::info!(event_id = %event.id, key = %event.key, "upload event delivered");
-    cp.record(event.id, at_ms);
+    tracing::info!(event_id = %event.id, key = %event.key, "event delivered");
+    Ok(())
+}
+
+/// Deliver the events waiting in the outbox (deletions: the sweep cannot see them in the
+/// bucket), and remove each once it is delivered.
+async fn deliver_outbox(client: &S3Client, deliverer: &Deliverer) -> Result<(), SweepError> {
+    let waiting = client.list(OUTBOX_PREFIX, None, 100).await?;
+    for o in waiting.objects {
+        let Some(bytes) = client.get(&o.key, 64 * 1024).await? else {
+            continue;
+        };
+        let Ok(event) = serde_json::from_slice::<Event>(&bytes) else {
+            tracing::error!(key = %o.key, "an unreadable event in the outbox; removing it");
+            client.delete(&o.key).await?;
+            continue;
+        };
+        send(deliverer, &event).await?;
+        client.delete(&o.key).await?;
+    }
     Ok(())
 }
 

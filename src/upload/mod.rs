@@ -12,5 +12,7 @@ pub use key::{
     KeyPrefix, ObjectKey, UploadId, decode_metadata, encode_metadata, is_valid_key_char,
     safe_file_name,
 };
-pub use presign::{Clock, Completion, FormFields, PresignAnswer, Presigner, SignedUpload};
+pub use presign::{
+    Clock, Completion, FormFields, PresignAnswer, Presigner, SignedUpload, Uploader,
+};
 pub use request::{Limits, UploadRequest, ValidUpload, ValidationError, human_bytes};

@@ -125,6 +125,38 @@ impl Serialize for FormFields<'_> {
     }
 }
 
+/// Who an upload is signed for: its owner (pinned as `x-amz-meta-owner`), and the upload link
+/// it goes through, if any (`x-amz-meta-link`, counted against the link's budget).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploader {
+    pub owner: String,
+    pub link: Option<String>,
+    /// The most this upload may be, when less than the site's limit (a quota's rest, say).
+    pub max_bytes: Option<u64>,
+}
+
+impl Uploader {
+    pub fn new(owner: impl Into<String>) -> Self {
+        Self {
+            owner: owner.into(),
+            link: None,
+            max_bytes: None,
+        }
+    }
+
+    /// Anonymous uploads.
+    pub fn anonymous() -> Self {
+        Self::new(crate::identity::ANONYMOUS)
+    }
+
+    fn sign_into(&self, form: &mut PostForm) {
+        form.field("x-amz-meta-owner", encode_metadata(&self.owner));
+        if let Some(link) = &self.link {
+            form.field("x-amz-meta-link", link.as_str());
+        }
+    }
+}
+
 /// Everything needed to sign uploads for one bucket.
 #[derive(Debug)]
 pub struct Presigner {
@@ -161,8 +193,12 @@ impl Presigner {
         };
     }
 
-    fn seal(&self, mut form: PostForm, now: DateTime<Utc>) -> SignedUpload {
-        form.content_length_range(1, self.limits.max_bytes);
+    fn seal(&self, mut form: PostForm, now: DateTime<Utc>, uploader: &Uploader) -> SignedUpload {
+        uploader.sign_into(&mut form);
+        let max = uploader
+            .max_bytes
+            .map_or(self.limits.max_bytes, |m| m.min(self.limits.max_bytes));
+        form.content_length_range(1, max);
         let expires_at = form.expiration();
         let signed = self.signer.sign(form, now);
         SignedUpload {
@@ -180,6 +216,7 @@ impl Presigner {
         upload: &ValidUpload,
         completion: Completion,
         clock: Clock,
+        uploader: &Uploader,
     ) -> SignedUpload {
         let now = clock.now();
         let id = clock.upload_id(now, || {
@@ -188,7 +225,7 @@ impl Presigner {
                 upload.original_name, upload.image_type, upload.size
             )
         });
-        self.presign_with(upload, completion, now, id)
+        self.presign_with(upload, completion, now, id, uploader)
     }
 
     /// [`Presigner::presign`] at a given time, with a given id.
@@ -198,6 +235,7 @@ impl Presigner {
         completion: Completion,
         now: DateTime<Utc>,
         id: UploadId,
+        uploader: &Uploader,
     ) -> SignedUpload {
         let name = safe_file_name(&upload.original_name, upload.image_type);
         let key = ObjectKey::new(&self.prefix, id, &name).into_string();
@@ -212,14 +250,14 @@ impl Presigner {
             form.field("x-amz-meta-width", w.to_string());
             form.field("x-amz-meta-height", h.to_string());
         }
-        self.seal(form, now)
+        self.seal(form, now, uploader)
     }
 
     /// The form of the first render, before any file is chosen: it must upload without
     /// JavaScript, so the type comes from a `<select>` and the policy admits the allowed
     /// types' common prefix. The confirmation step checks the bytes against the stored type
     /// and deletes anything that is not a real image of it (SVG included).
-    pub fn initial(&self, clock: Clock) -> SignedUpload {
+    pub fn initial(&self, clock: Clock, uploader: &Uploader) -> SignedUpload {
         let now = clock.now();
         let id = clock.upload_id(now, || "initial");
         let default = self
@@ -254,7 +292,7 @@ impl Presigner {
             form.field("Content-Disposition", "attachment");
         }
         self.complete(&mut form, Completion::Redirect);
-        self.seal(form, now)
+        self.seal(form, now, uploader)
     }
 }
 
@@ -345,8 +383,9 @@ mod tests {
             size: Some(10),
             dimensions: None,
         };
-        let a = p.presign(&upload, Completion::Created, Clock::Fixed(t));
-        let b = p.presign(&upload, Completion::Created, Clock::Fixed(t));
+        let me = Uploader::anonymous();
+        let a = p.presign(&upload, Completion::Created, Clock::Fixed(t), &me);
+        let b = p.presign(&upload, Completion::Created, Clock::Fixed(t), &me);
         assert_eq!(a, b);
         assert!(a.key().starts_with("uploads/") && a.key().ends_with("/cat.png"));
     }
@@ -363,12 +402,16 @@ mod tests {
                 size: Some(1),
                 dimensions: Some((1, 1)),
             };
+            let mut me = Uploader::new("alice");
+            me.link = Some("link-id".into());
             for signed in [
-                p.presign(&upload, Completion::Redirect, Clock::System),
-                p.presign(&upload, Completion::Created, Clock::System),
-                p.initial(Clock::System),
+                p.presign(&upload, Completion::Redirect, Clock::System, &me),
+                p.presign(&upload, Completion::Created, Clock::System, &me),
+                p.initial(Clock::System, &me),
             ] {
                 assert!(signed.field("acl").is_some());
+                assert_eq!(signed.field("x-amz-meta-owner"), Some("alice"));
+                assert_eq!(signed.field("x-amz-meta-link"), Some("link-id"));
                 for (name, _) in &signed.fields {
                     assert!(crate::policy::is_plain_name(name), "{name}");
                 }
@@ -379,7 +422,7 @@ mod tests {
     #[test]
     fn the_initial_form_uploads_without_a_file_name() {
         let p = presigner(Version::V2);
-        let f = p.initial(Clock::System);
+        let f = p.initial(Clock::System, &Uploader::anonymous());
         assert!(f.key().ends_with("/upload"));
         assert_eq!(f.field("Content-Type"), Some("image/jpeg"));
         assert_eq!(f.field("Content-Disposition"), Some("attachment"));

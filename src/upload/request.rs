@@ -73,6 +73,8 @@ pub struct UploadRequest {
     pub size: Option<u64>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// Whom to sign for: only a delegate API token may name another owner.
+    pub owner: Option<String>,
 }
 
 /// A request that passed validation.

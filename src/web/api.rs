@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, Problem};
 use super::uploaded::confirm_request;
-use super::{State, check_rate, no_store};
+use super::{State, auth, no_store, signing};
 use crate::store::{OnReject, S3Client};
 use crate::upload::{Completion, UploadRequest};
 
@@ -60,15 +60,22 @@ pub fn json_config() -> web::JsonConfig {
 pub async fn presign(
     req: HttpRequest,
     state: web::Data<State>,
+    client: web::Data<S3Client>,
     body: web::Json<UploadRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    check_rate(&state, &req)?;
     let valid = body
         .validate(&state.presigner.limits, true)
         .map_err(ApiError::validation)?;
+    let file = signing::FileAsked {
+        name: &valid.original_name,
+        size: valid.size,
+        content_type: valid.image_type.mime(),
+    };
+    let (_, uploader) =
+        signing::uploader(&req, &state, &client, body.owner.as_deref(), Some(file)).await?;
     let signed = state
         .presigner
-        .presign(&valid, Completion::Created, state.clock);
+        .presign(&valid, Completion::Created, state.clock, &uploader);
     let mut resp = HttpResponse::Ok().json(signed.answer());
     no_store(&mut resp);
     Ok(resp)
@@ -92,6 +99,7 @@ struct ConfirmResponse<'a> {
     content_type: &'static str,
     width: u32,
     height: u32,
+    owner: &'a str,
     uploaded_at: Option<String>,
     /// The confirmation page.
     url: String,
@@ -100,10 +108,14 @@ struct ConfirmResponse<'a> {
 
 #[tracing::instrument(name = "api_confirm", skip_all)]
 pub async fn confirm(
+    req: HttpRequest,
     state: web::Data<State>,
     client: web::Data<S3Client>,
     body: web::Json<ConfirmRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    // Anyone who may upload may confirm; the owner comes from the signed form, never from
+    // the caller.
+    auth::identify(&req, &state, &client).await?;
     let c = confirm_request(
         &state,
         &client,
@@ -121,6 +133,7 @@ pub async fn confirm(
         content_type: c.image_type.mime(),
         width: c.dimensions.width,
         height: c.dimensions.height,
+        owner: &c.owner,
         uploaded_at: c.uploaded_at.map(crate::policy::time::iso8601_millis),
         url: state.confirmation_path(c.key.as_str(), &c.etag),
         image_url: state.image_url(c.key.as_str(), c.image_type.mime()),

@@ -71,10 +71,35 @@ impl Problem {
         }
     }
 
+    /// 429 `quota_exceeded`: the day's bytes are used; they come back at `reset`.
+    pub fn quota_exceeded(
+        per_day: u64,
+        reset: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let wait = u64::try_from((reset - now).num_seconds())
+            .unwrap_or(0)
+            .max(1);
+        Self {
+            retry_after: Some(wait),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                format!(
+                    "Today's upload quota ({}) is used up; it resets at {} UTC.",
+                    crate::upload::human_bytes(per_day),
+                    reset.format("%Y-%m-%d %H:%M")
+                ),
+            )
+        }
+    }
+
     /// The title of the error page.
     pub fn title(&self) -> &'static str {
         match self.status.as_u16() {
             400 => "This link is not valid",
+            401 => "Sign-in required",
+            403 => "Not allowed",
             404 => "Not found",
             405 => "Method not allowed",
             409 => "This upload changed",

@@ -9,7 +9,8 @@ use askama::Template;
 use super::error::{FragmentError, Problem};
 use super::index::MetaView;
 use super::query::Query;
-use super::{State, check_rate, html, no_store};
+use super::{State, html, no_store, signing};
+use crate::store::S3Client;
 use crate::upload::{Completion, UploadRequest, ValidationError};
 
 #[derive(Template)]
@@ -36,6 +37,7 @@ pub fn upload_request(q: &Query) -> Result<UploadRequest, Problem> {
         })?,
         width: q.number("width", dimensions_problem)?,
         height: q.number("height", dimensions_problem)?,
+        owner: None,
     })
 }
 
@@ -43,8 +45,8 @@ pub fn upload_request(q: &Query) -> Result<UploadRequest, Problem> {
 pub async fn image_meta(
     req: HttpRequest,
     state: web::Data<State>,
+    client: web::Data<S3Client>,
 ) -> Result<HttpResponse, FragmentError> {
-    check_rate(&state, &req)?;
     let query = Query::parse(req.query_string()).map_err(|mut p| {
         // The fragment speaks 422 for every input problem.
         p.status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -52,9 +54,15 @@ pub async fn image_meta(
     })?;
     let request = upload_request(&query)?;
     let valid = request.validate(&state.presigner.limits, true)?;
+    let file = signing::FileAsked {
+        name: &valid.original_name,
+        size: valid.size,
+        content_type: valid.image_type.mime(),
+    };
+    let (_, uploader) = signing::uploader(&req, &state, &client, None, Some(file)).await?;
     let signed = state
         .presigner
-        .presign(&valid, Completion::Redirect, state.clock);
+        .presign(&valid, Completion::Redirect, state.clock, &uploader);
     let mut resp = html(
         StatusCode::OK,
         &ImageMetaFragment {

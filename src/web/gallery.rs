@@ -12,8 +12,9 @@ use futures_util::StreamExt;
 use super::assets::AssetUrls;
 use super::error::{PageError, Problem};
 use super::query::Query;
-use super::uploaded::UploadView;
-use super::{State, html, no_store};
+use super::uploaded::{UploadView, may_see};
+use super::{State, auth, html, no_store};
+use crate::identity::Identity;
 use crate::store::{Confirmed, ListedObject, S3Client, StoreError, records};
 use crate::upload::{KeyPrefix, ObjectKey};
 
@@ -38,6 +39,15 @@ pub async fn gallery(
     state: web::Data<State>,
     client: web::Data<S3Client>,
 ) -> Result<HttpResponse, PageError> {
+    let viewer = auth::identify(&req, &state, &client).await?;
+    if matches!(viewer, Identity::Link { .. }) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "link_uploads_only",
+            "An upload link lets you upload; the gallery is for the site's users.",
+        )
+        .into());
+    }
     let q = Query::parse(req.query_string())?;
     let prefix = &state.settings.prefix;
     // The cursor is the last key a page listed. It need not be one of signpost's keys
@@ -73,8 +83,10 @@ pub async fn gallery(
     let mut cards = Vec::with_capacity(results.len());
     for (listed, result) in results {
         match result {
-            Ok(Some(c)) => cards.push(UploadView::new(&state, &c)),
-            Ok(None) => {}
+            Ok(Some(c)) if may_see(&state, &viewer, &c) => {
+                cards.push(UploadView::new(&state, &c));
+            }
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(key = %listed.key, error = %e, "gallery: skipping an upload that cannot be read");
             }

@@ -7,8 +7,9 @@ use askama::Template;
 
 use super::assets::AssetUrls;
 use super::error::PageError;
-use super::{State, check_rate, html, no_store};
+use super::{State, html, no_store, signing};
 use crate::policy::time::rfc3339_seconds;
+use crate::store::S3Client;
 use crate::upload::{ImageType, SignedUpload};
 
 /// One `<option>` of the no-JavaScript type select.
@@ -74,10 +75,14 @@ struct IndexPage<'a> {
 }
 
 #[tracing::instrument(level = "debug", name = "index", skip_all)]
-pub async fn index(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, PageError> {
-    // The first render signs a form too: it counts against the optional rate limit.
-    check_rate(&state, &req)?;
-    let signed = state.presigner.initial(state.clock);
+pub async fn index(
+    req: HttpRequest,
+    state: web::Data<State>,
+    client: web::Data<S3Client>,
+) -> Result<HttpResponse, PageError> {
+    // The first render signs a form (for no file yet): it counts as a new file.
+    let (_, uploader) = signing::uploader(&req, &state, &client, None, None).await?;
+    let signed = state.presigner.initial(state.clock, &uploader);
     let limits = &state.presigner.limits;
     let select = (limits.allowed.len() > 1).then_some(limits.allowed.as_slice());
     let page = IndexPage {

@@ -6,7 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_files::Files;
+use actix_session::SessionMiddleware;
+use actix_session::config::CookieContentSecurity;
+use actix_session::storage::CookieSessionStore;
 use actix_web::body::MessageBody;
+use actix_web::cookie::SameSite;
 use actix_web::dev::{
     Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse, fn_service,
 };
@@ -17,9 +21,11 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::assets::{AssetUrls, AssetsError};
+use super::auth::Auth;
 use super::error::{Problem, respond_for_path};
-use super::ratelimit::RateLimiter;
-use super::{State, api, assets, fragment, gallery, health, index, middleware, uploaded};
+use super::{
+    State, api, assets, delete, fragment, gallery, health, index, links, middleware, uploaded,
+};
 use crate::config::Settings;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Backend, BackendError, S3Client, StoreTarget, Verifier, public_url};
@@ -36,6 +42,8 @@ pub enum StartupError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Assets(#[from] AssetsError),
+    #[error("{0}")]
+    Exposed(String),
     #[error("{0}")]
     Config(String),
 }
@@ -72,13 +80,18 @@ pub fn state(
     let verifier = Verifier::for_settings(&settings);
     Ok(State {
         assets,
-        csp: content_security_policy(&backend.target, &settings),
-        rate_limiter: settings.sign_rate_per_minute.map(RateLimiter::new),
+        csp: content_security_policy(&backend.browser_target, &settings),
+        auth: Auth::new(
+            &settings.identity,
+            &backend.credentials,
+            settings.policy_ttl,
+        ),
         sweep: Arc::new(Notify::new()),
         verifier,
         public_url,
         presigner,
         target: backend.target.clone(),
+        browser_target: backend.browser_target.clone(),
         clock,
         limits_text,
         accept,
@@ -154,11 +167,21 @@ pub fn app(
         .add((header::REFERRER_POLICY, "same-origin"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add(("cross-origin-opener-policy", "same-origin"));
+    // Upload links' sessions: a signed cookie, for the site only.
+    let sessions =
+        SessionMiddleware::builder(CookieSessionStore::default(), state.auth.cookie_key.clone())
+            .cookie_name("signpost_link".to_owned())
+            .cookie_secure(state.public_url.scheme() == "https")
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_content_security(CookieContentSecurity::Signed)
+            .build();
 
     App::new()
         .app_data(state)
         .app_data(client)
         .app_data(api::json_config())
+        .wrap(sessions)
         .wrap(headers)
         .wrap(Compress::default())
         .wrap(from_fn(middleware::request_log))
@@ -194,6 +217,21 @@ pub fn app(
                 .default_service(refuse_others("POST")),
         )
         .service(
+            web::resource("/uploads/delete")
+                .route(web::post().to(delete::delete_page))
+                .default_service(refuse_others("POST")),
+        )
+        .service(
+            web::resource("/api/uploads/delete")
+                .route(web::post().to(delete::delete_api))
+                .default_service(refuse_others("POST")),
+        )
+        .service(
+            web::resource("/l/{token}")
+                .route(web::get().to(links::open))
+                .default_service(refuse_others("GET")),
+        )
+        .service(
             web::resource("/healthz")
                 .route(web::get().to(health::healthz))
                 .route(web::head().to(health::healthz))
@@ -202,6 +240,26 @@ pub fn app(
         .service(static_files(static_dir))
         .route("/favicon.ico", web::get().to(no_favicon))
         .default_service(web::to(not_found))
+}
+
+/// Exposed without a way to tell users apart, signpost does not start (as Redis's protected
+/// mode does): free bulk hosting for anyone who finds it is not a default.
+fn refuse_unguarded(settings: &Settings) -> Result<(), StartupError> {
+    let identity = &settings.identity;
+    let Some(why) = &identity.exposed else {
+        return Ok(());
+    };
+    let tokens = crate::identity::tokens::TokenStore::new(identity.tokens_file.clone());
+    if identity.allow_anonymous || identity.auth_header.is_some() || tokens.any() {
+        return Ok(());
+    }
+    Err(StartupError::Exposed(format!(
+        "signpost is exposed ({why}) and nothing says who may upload, so it does not start. Choose one:\n\
+         \x20 1. behind an authenticating proxy (oauth2-proxy, Authelia, Caddy…): --auth-header Remote-User --trusted-proxies 127.0.0.1/32;\n\
+         \x20 2. API tokens for scripts and host applications: `signpost token add NAME` (upload links, `signpost link --owner NAME`, work with either);\n\
+         \x20 3. anyone may upload: --allow-anonymous (each address may sign 30 new files a minute, --sign-rate-per-minute).\n\
+         Or keep it on this machine: --bind 127.0.0.1:8080 and a loopback --public-url."
+    )))
 }
 
 /// A start that tells the truth: an external store that does not answer gets one clear
@@ -234,6 +292,7 @@ impl Application {
     }
 
     pub fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
+        refuse_unguarded(&settings)?;
         let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind,
             source,

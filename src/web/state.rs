@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::assets::AssetUrls;
-use super::ratelimit::RateLimiter;
+use super::auth::Auth;
 use crate::config::Settings;
 use crate::store::{StoreTarget, Verifier};
 use crate::upload::{Clock, Presigner};
@@ -19,14 +19,18 @@ pub struct State {
     /// The site's origin, resolved after binding (`http://127.0.0.1:8080`).
     pub public_url: Url,
     pub presigner: Presigner,
+    /// Where signpost's own S3 requests go.
     pub target: Arc<StoreTarget>,
+    /// Where browsers reach the bucket.
+    pub browser_target: Arc<StoreTarget>,
     pub clock: Clock,
     pub csp: HeaderValue,
     /// The page's text and the file input's `accept` for the allowed types and size, built
     /// once.
     pub limits_text: String,
     pub accept: String,
-    pub rate_limiter: Option<RateLimiter>,
+    /// Identity: tokens, keys, the rate limit and quotas.
+    pub auth: Auth,
     /// What confirmations check, and how many read and decode at once.
     pub verifier: Verifier,
     /// Wakes the background sweep (after a page saw an upload, say).
@@ -57,7 +61,9 @@ impl State {
     pub fn image_url(&self, key: &str, content_type: &str) -> String {
         match &self.settings.public_base_url {
             Some(base) => base.join(key).map(String::from).unwrap_or_default(),
-            None => crate::store::presigned_get(&self.target, key, Some(content_type)).into(),
+            None => {
+                crate::store::presigned_get(&self.browser_target, key, Some(content_type)).into()
+            }
         }
     }
 

@@ -9,12 +9,15 @@ use askama::Template;
 use super::assets::AssetUrls;
 use super::error::{PageError, Problem};
 use super::query::Query;
-use super::{State, html, no_store};
+use super::{State, auth, html, no_store};
+use crate::identity::{Identity, csrf};
 use crate::store::{ConfirmError, Confirmed, OnReject, S3Client, confirm, parse_key, valid_etag};
 use crate::upload::human_bytes;
 
 /// A confirmed upload as the pages show it.
 pub struct UploadView {
+    pub key: String,
+    pub owner: String,
     pub filename: String,
     pub image_url: String,
     pub size: String,
@@ -27,6 +30,8 @@ pub struct UploadView {
 impl UploadView {
     pub fn new(state: &State, c: &Confirmed) -> Self {
         Self {
+            key: c.key.as_str().to_owned(),
+            owner: c.owner.clone(),
             filename: c.filename.clone(),
             image_url: state.image_url(c.key.as_str(), c.image_type.mime()),
             size: human_bytes(c.size),
@@ -46,6 +51,19 @@ impl UploadView {
 struct UploadedPage<'a> {
     assets: &'a AssetUrls,
     upload: UploadView,
+    /// For its owner and admins: the Delete button's anti-CSRF token.
+    delete_csrf: Option<String>,
+}
+
+/// Whether `viewer` may see `c`: a link session sees only what came through its link; with
+/// `--gallery own`, others' uploads are for their owners and admins.
+pub fn may_see(state: &State, viewer: &Identity, c: &Confirmed) -> bool {
+    let identity = &state.settings.identity;
+    match viewer {
+        Identity::Link { id, .. } => c.link.as_deref() == Some(id.as_str()),
+        _ if identity.gallery_own => viewer.may_manage(&c.owner, &identity.admins),
+        _ => true,
+    }
 }
 
 fn missing(what: &str) -> Problem {
@@ -92,6 +110,7 @@ pub async fn uploaded(
     let bucket = q.get("bucket").ok_or_else(|| missing("bucket"))?;
     let key = q.get("key").ok_or_else(|| missing("key"))?;
     let etag = q.get("etag").ok_or_else(|| missing("ETag"))?;
+    let viewer = auth::identify(&req, &state, &client).await?;
     let confirmed = confirm_request(
         &state,
         &client,
@@ -101,11 +120,30 @@ pub async fn uploaded(
         OnReject::Keep,
     )
     .await?;
+    if !may_see(&state, &viewer, &confirmed) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "not_yours",
+            "This upload is not yours to see.",
+        )
+        .into());
+    }
+    let delete_csrf = viewer
+        .may_manage(&confirmed.owner, &state.settings.identity.admins)
+        .then(|| {
+            csrf::make(
+                &state.auth.csrf_key,
+                viewer.owner(),
+                confirmed.key.as_str(),
+                state.clock.now(),
+            )
+        });
     let mut resp = html(
         StatusCode::OK,
         &UploadedPage {
             assets: &state.assets,
             upload: UploadView::new(&state, &confirmed),
+            delete_csrf,
         },
     );
     no_store(&mut resp);

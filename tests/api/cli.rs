@@ -319,7 +319,8 @@ async fn check_passes_every_step_against_a_running_embedded_store() {
             names::CREDENTIALS,
             names::CLOCK,
             names::UPLOAD,
-            names::CORS
+            names::CORS,
+            names::MIXED_CONTENT
         ]
     );
     let Outcome::Ok(upload) = &step(&steps, names::UPLOAD).outcome else {
@@ -342,7 +343,7 @@ async fn check_passes_every_step_against_a_running_embedded_store() {
 
     // The printed report: no secret in it.
     let report = signpost::cli::check::render(&settings, &steps);
-    assert!(report.contains("all 5 checks passed"), "{report}");
+    assert!(report.contains("all 6 checks passed"), "{report}");
     for secret in app.secret_forms() {
         assert!(!report.contains(&secret));
     }
@@ -780,4 +781,19 @@ async fn cors_on_the_embedded_store_needs_nothing() {
             origin: SITE.into()
         }
     );
+}
+
+#[test]
+fn check_names_an_https_site_with_an_http_store_mixed_content() {
+    use signpost::cli::check::mixed_content;
+    let f = mixed_content(
+        "https://uploads.example.com",
+        "http://127.0.0.1:9000/signpost",
+        true,
+    )
+    .unwrap_err();
+    assert!(f.problem.contains("mixed content"), "{}", f.problem);
+    assert!(f.fix.contains("--embedded-s3-public-url"), "{}", f.fix);
+    assert!(mixed_content("https://a.example", "https://s3.a.example/b", true).is_ok());
+    assert!(mixed_content("http://127.0.0.1:8080", "http://127.0.0.1:9000/b", true).is_ok());
 }

@@ -13,6 +13,7 @@ mod embedded_store;
 mod faults;
 mod gallery;
 mod hostile;
+mod identity;
 mod notify;
 mod pages;
 mod photos;

@@ -208,6 +208,7 @@ async fn the_cli_and_the_api_sign_identical_fields() {
         size: Some(1234),
         width: Some(3),
         height: Some(2),
+        owner: "anonymous".into(),
     };
     let cli = signpost::cli::presign::presign(&settings, &args, Clock::Fixed(at)).unwrap();
     assert_eq!(cli, api.body, "identical input and time, identical fields");
@@ -229,6 +230,7 @@ fn the_cli_never_invents_credentials_for_the_embedded_store() {
         size: Some(10),
         width: None,
         height: None,
+        owner: "anonymous".into(),
     };
     let e = signpost::cli::presign::presign(&settings, &args, Clock::System).unwrap_err();
     assert!(e.contains("--data-dir"), "{e}");

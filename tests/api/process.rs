@@ -58,10 +58,10 @@ fn reader(mut from: impl Read + Send + 'static, into: Buffer) -> JoinHandle<()> 
 }
 
 /// A signpost process. Dropping it kills it (and waits), so no test leaves one behind.
-struct Server {
-    child: Child,
-    web: SocketAddr,
-    s3: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) web: SocketAddr,
+    pub(crate) s3: SocketAddr,
     stdout: Buffer,
     stderr: Buffer,
     readers: Vec<JoinHandle<()>>,
@@ -69,7 +69,7 @@ struct Server {
 
 impl Server {
     /// Start on free loopback ports with the embedded store in `data_dir`.
-    fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let s3: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_signpost"));
@@ -104,12 +104,12 @@ impl Server {
         }
     }
 
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("http://{}", self.web)
     }
 
     /// Wait until `/healthz` answers.
-    async fn ready(&mut self) {
+    pub(crate) async fn ready(&mut self) {
         let client = crate::helpers::client();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -162,11 +162,11 @@ impl Server {
         }
     }
 
-    fn stdout_text(&self) -> String {
+    pub(crate) fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
     }
 
-    fn stderr_text(&self) -> String {
+    pub(crate) fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 }
@@ -184,7 +184,7 @@ impl Drop for Server {
 }
 
 /// Run the binary to completion (for start-up failures).
-fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
+pub(crate) fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_signpost"));
     for k in HOST_ENV {
         cmd.env_remove(k);

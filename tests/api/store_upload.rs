@@ -12,7 +12,7 @@ use signpost::store::embedded::{EmbeddedOptions, EmbeddedStore, load_or_create_c
 use signpost::store::multipart::form_body;
 use signpost::store::{S3Client, StoreTarget};
 use signpost::testdata;
-use signpost::upload::{Clock, Completion, Presigner, SignedUpload, UploadRequest};
+use signpost::upload::{Clock, Completion, Presigner, SignedUpload, UploadRequest, Uploader};
 
 pub struct Env {
     _dir: tempfile::TempDir,
@@ -118,9 +118,10 @@ fn signed_at(p: &Presigner, name: &str, size: usize, clock: Clock) -> SignedUplo
         size: Some(size as u64),
         width: Some(4),
         height: Some(3),
+        owner: None,
     };
     let valid = req.validate(&p.limits, true).unwrap();
-    p.presign(&valid, Completion::Created, clock)
+    p.presign(&valid, Completion::Created, clock, &Uploader::anonymous())
 }
 
 pub async fn post(

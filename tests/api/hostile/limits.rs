@@ -176,27 +176,33 @@ async fn json_limits_have_their_codes() {
     app.handle.stop(false).await;
 }
 
-const FRAG: &str = "/fragments/image-meta?filename=cat.png&content_type=image%2Fpng&size=1000";
+/// The fragment for the `i`th file (a new file: a new name).
+fn frag(i: usize) -> String {
+    format!("/fragments/image-meta?filename=cat{i}.png&content_type=image%2Fpng&size=1000")
+}
 
-fn presign_body() -> serde_json::Value {
-    serde_json::json!({"filename": "cat.png", "content_type": "image/png", "size": 1000})
+fn presign_body(i: usize) -> serde_json::Value {
+    serde_json::json!({"filename": format!("cat{i}.png"), "content_type": "image/png", "size": 1000})
 }
 
 #[actix_web::test]
 async fn the_fourth_fragment_in_a_minute_is_rate_limited() {
     let app = spawn_with(|c| c.sign_rate_per_minute = Some(3)).await;
     for i in 0..3 {
-        let r = app.get(FRAG).await;
+        let r = app.get(&frag(i)).await;
         assert_eq!(r.status, StatusCode::OK, "signature {i}: {}", r.body);
     }
-    let r = app.get(FRAG).await;
+    // Signing a file again (the page re-signs before a form expires) is not a new file.
+    let r = app.get(&frag(0)).await;
+    assert_eq!(r.status, StatusCode::OK, "a re-sign: {}", r.body);
+    let r = app.get(&frag(3)).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait), "Retry-After {wait}");
     assert_eq!(code_of(&r.body), "rate_limited");
     assert!(r.body.contains("try again in"), "{}", r.body);
     // The budget is per client, shared by every way of signing.
-    let r = app.post_json("/api/presign", &presign_body()).await;
+    let r = app.post_json("/api/presign", &presign_body(4)).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     // The upload page signs its no-JavaScript form: it shares the budget. What signs
     // nothing is not limited.
@@ -210,15 +216,15 @@ async fn the_fourth_fragment_in_a_minute_is_rate_limited() {
 async fn the_fourth_api_signature_in_a_minute_is_rate_limited() {
     let app = spawn_with(|c| c.sign_rate_per_minute = Some(3)).await;
     for i in 0..3 {
-        let r = app.post_json("/api/presign", &presign_body()).await;
+        let r = app.post_json("/api/presign", &presign_body(i)).await;
         assert_eq!(r.status, StatusCode::OK, "signature {i}: {}", r.body);
     }
-    let r = app.post_json("/api/presign", &presign_body()).await;
+    let r = app.post_json("/api/presign", &presign_body(3)).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert!(r.header("retry-after").is_some());
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["error"]["code"], "rate_limited");
-    let r = app.get(FRAG).await;
+    let r = app.get(&frag(4)).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     app.handle.stop(false).await;
 }
@@ -226,8 +232,8 @@ async fn the_fourth_api_signature_in_a_minute_is_rate_limited() {
 #[actix_web::test]
 async fn without_a_rate_limit_signing_is_not_limited() {
     let app = spawn_with(|_| {}).await;
-    for _ in 0..20 {
-        assert_eq!(app.get(FRAG).await.status, StatusCode::OK);
+    for i in 0..20 {
+        assert_eq!(app.get(&frag(i)).await.status, StatusCode::OK);
     }
     app.handle.stop(false).await;
 }

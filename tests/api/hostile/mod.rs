@@ -30,7 +30,7 @@ use signpost::config::{Config, Settings};
 use signpost::store::Backend;
 use signpost::store::multipart::form_body;
 use signpost::testdata;
-use signpost::upload::{Clock, Completion, UploadRequest};
+use signpost::upload::{Clock, Completion, UploadRequest, Uploader};
 use signpost::web::State;
 use signpost::web::startup::state;
 use url::Url;
@@ -181,11 +181,15 @@ fn upload_one(state: &State) -> (String, String) {
         size: Some(png.len() as u64),
         width: Some(4),
         height: Some(3),
+        owner: None,
     };
     let valid = request.validate(&state.presigner.limits, true).unwrap();
-    let signed = state
-        .presigner
-        .presign(&valid, Completion::Created, Clock::System);
+    let signed = state.presigner.presign(
+        &valid,
+        Completion::Created,
+        Clock::System,
+        &Uploader::anonymous(),
+    );
     let fields: Vec<(&str, &str)> = signed
         .fields
         .iter()

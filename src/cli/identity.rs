@@ -1,0 +1,159 @@
+//! `signpost token add|list|revoke` and `signpost link [--owner NAME] | list | revoke ID`.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+
+use crate::config::{LinkAction, LinkArgs, Settings, TokenAction, TokenArgs};
+use crate::identity::links::{self, Link, LinkRecord};
+use crate::identity::tokens;
+use crate::store::{Backend, S3Client, public_url};
+
+/// `signpost token …`: the tokens file only; no store needed.
+pub fn token(settings: &Settings, args: &TokenArgs) -> ExitCode {
+    let path = &settings.identity.tokens_file;
+    let result = match &args.action {
+        TokenAction::Add { name, delegate } => tokens::add(path, name, *delegate).map(|t| {
+            println!("{t}");
+            eprintln!(
+                "signpost: token for {name:?}{} added to {}; it is shown once, keep it safe",
+                if *delegate { " (delegate)" } else { "" },
+                path.display()
+            );
+        }),
+        TokenAction::List => tokens::read(path).map(|entries| {
+            for e in entries {
+                println!(
+                    "{}\t{}\t{}",
+                    e.name,
+                    if e.delegate { "delegate" } else { "-" },
+                    e.created_at
+                );
+            }
+        }),
+        TokenAction::Revoke { name } => tokens::revoke(path, name).and_then(|found| {
+            if found {
+                eprintln!("signpost: the token of {name:?} is revoked");
+                Ok(())
+            } else {
+                Err(tokens::TokenError::Invalid(format!(
+                    "there is no token named {name:?}"
+                )))
+            }
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("signpost token: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `signpost link …`: links live in the bucket (and the embedded store must be running).
+pub async fn link(settings: &Settings, args: &LinkArgs) -> ExitCode {
+    match link_inner(settings, args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("signpost link: {e}");
+            if settings.is_embedded() {
+                eprintln!(
+                    "(with the embedded store, signpost must be running: `signpost serve` with the same --data-dir and --embedded-s3-bind)"
+                );
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn link_inner(settings: &Settings, args: &LinkArgs) -> Result<(), String> {
+    let site = public_url(settings, settings.bind).map_err(|e| e.to_string())?;
+    let backend = Backend::connect(settings, &site).map_err(|e| e.to_string())?;
+    let client = S3Client::new(backend.target.clone());
+    let now = Utc::now();
+    match &args.action {
+        Some(LinkAction::List) => {
+            for r in crate::store::links::list(&client)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                let used = crate::store::links::used(&client, &r.link.id, r.link.uploads as usize)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let state = if r.revoked {
+                    "revoked"
+                } else if now >= r.link.expires_at {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{used}/{}\t{}\t{state}",
+                    r.link.id,
+                    r.link.owner,
+                    r.link.uploads,
+                    crate::policy::time::iso8601_millis(r.link.expires_at)
+                );
+            }
+            Ok(())
+        }
+        Some(LinkAction::Revoke { id }) => {
+            let mut record = crate::store::links::read(&client, id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("there is no link {id:?} (see `signpost link list`)"))?;
+            record.revoked = true;
+            crate::store::links::write(&client, &record)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("signpost: link {id} is revoked");
+            Ok(())
+        }
+        None => {
+            let owner = args
+                .owner
+                .as_deref()
+                .ok_or("name whose uploads the link makes: --owner NAME")?;
+            if !crate::identity::valid_owner(owner) {
+                return Err(format!("--owner {owner:?} is not a user name"));
+            }
+            if args.uploads == 0 {
+                return Err("--uploads must be at least 1".into());
+            }
+            let lifetime =
+                links::parse_duration(&args.expires).map_err(|e| format!("--expires: {e}"))?;
+            let key = crate::store::links::link_key(&client, settings.identity.link_key.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let link = Link {
+                id: links::new_id(),
+                owner: owner.to_owned(),
+                uploads: args.uploads,
+                expires_at: now + lifetime,
+            };
+            crate::store::links::write(
+                &client,
+                &LinkRecord {
+                    link: link.clone(),
+                    created_at: now,
+                    revoked: false,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let token = links::sign(&key, &link);
+            let url = site
+                .join(&format!("/l/{token}"))
+                .map_err(|e| e.to_string())?;
+            println!("{url}");
+            eprintln!(
+                "signpost: link {} lets its holder upload {} image(s) as {owner:?} until {}",
+                link.id,
+                link.uploads,
+                crate::policy::time::iso8601_millis(link.expires_at)
+            );
+            Ok(())
+        }
+    }
+}
