@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{EventsArgs, Settings};
 use crate::notify::Event;
 use crate::store::{
-    Backend, ConfirmError, OnReject, S3Client, StoreError, Verifier, confirm, public_url,
+    Backend, ConfirmError, ImageUrls, OnReject, S3Client, StoreError, Verifier, confirm, public_url,
 };
 use crate::sweep::scan::Scanner;
 
@@ -46,6 +46,7 @@ pub fn parse_since(raw: &str) -> Result<DateTime<Utc>, String> {
 /// Problems with single objects go to `err` and are counted; a listing error stops.
 pub async fn write_events(
     client: &S3Client,
+    urls: &ImageUrls,
     settings: &Settings,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -59,7 +60,11 @@ pub async fn write_events(
         for c in page {
             match confirm(client, &verifier, &c.key, None, OnReject::Keep).await {
                 Ok(confirmed) => {
-                    let event = Event::new(&settings.bucket, &confirmed);
+                    let event = Event::new(
+                        &settings.bucket,
+                        &confirmed,
+                        urls.thumbnail_links(&confirmed),
+                    );
                     out.write_all(&event.body())?;
                     out.write_all(b"\n")?;
                     summary.printed += 1;
@@ -109,6 +114,7 @@ pub async fn run(settings: &Settings, args: &EventsArgs) -> ExitCode {
     let stderr = std::io::stderr();
     let result = write_events(
         &client,
+        &backend.image_urls(settings),
         settings,
         since,
         Utc::now(),

@@ -223,6 +223,14 @@ pub struct Config {
         global = true
     )]
     pub key_prefix: String,
+    /// Key prefix of the thumbnails signpost writes (outside --key-prefix).
+    #[arg(
+        long,
+        env = "SIGNPOST_THUMB_PREFIX",
+        default_value = DEFAULTS.thumb_prefix,
+        global = true
+    )]
+    pub thumb_prefix: String,
     /// Largest upload, in bytes.
     #[arg(long, env = "SIGNPOST_MAX_BYTES", default_value_t = DEFAULTS.max_bytes, global = true)]
     pub max_bytes: u64,
@@ -387,6 +395,7 @@ impl Config {
             session_token: None,
             signature: SignatureArg::V4,
             key_prefix: DEFAULTS.key_prefix.into(),
+            thumb_prefix: DEFAULTS.thumb_prefix.into(),
             max_bytes: DEFAULTS.max_bytes,
             policy_ttl_secs: DEFAULTS.policy_ttl_secs,
             max_pixels: DEFAULTS.max_pixels,

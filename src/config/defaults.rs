@@ -14,6 +14,7 @@ pub struct Defaults {
     /// The region signed for custom endpoints and the embedded store.
     pub region: &'static str,
     pub key_prefix: &'static str,
+    pub thumb_prefix: &'static str,
     pub max_bytes: u64,
     /// Largest upload the embedded store accepts: s3s holds a POSTed file in memory.
     pub embedded_max_bytes: u64,
@@ -44,6 +45,7 @@ pub const DEFAULTS: Defaults = Defaults {
     embedded_bucket: "signpost",
     region: "us-east-1",
     key_prefix: "uploads/",
+    thumb_prefix: "thumbs/",
     max_bytes: 10 * 1024 * 1024,
     embedded_max_bytes: 100 * 1024 * 1024,
     s3_max_bytes: 5 * 1024 * 1024 * 1024,
@@ -51,7 +53,7 @@ pub const DEFAULTS: Defaults = Defaults {
     max_pixels: 50_000_000,
     max_decode_bytes: 64 * 1024 * 1024,
     decode_max_alloc: 256 * 1024 * 1024,
-    allowed_types: "image/jpeg,image/png,image/gif,image/webp,image/avif",
+    allowed_types: "image/jpeg,image/png,image/gif,image/webp",
     s3_connect_timeout_ms: 1000,
     s3_timeout_ms: 3000,
     notify_sweep_secs: 30,

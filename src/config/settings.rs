@@ -67,6 +67,8 @@ pub struct Settings {
     pub credentials: Option<Credentials>,
     pub signature: Version,
     pub prefix: KeyPrefix,
+    /// Where thumbnails go: outside `prefix` and `.signpost/`.
+    pub thumb_prefix: KeyPrefix,
     pub limits: Limits,
     pub policy_ttl: Duration,
     pub acl: Option<String>,
@@ -290,6 +292,7 @@ fn public_urls(c: &Config) -> Result<(Option<Url>, Option<Url>), ConfigError> {
 /// The uploads section: what may be uploaded, under which keys, for how long a form lasts.
 struct Uploads {
     prefix: KeyPrefix,
+    thumb_prefix: KeyPrefix,
     limits: Limits,
     policy_ttl: Duration,
     acl: Option<String>,
@@ -305,9 +308,14 @@ fn allowed_types(raw: &[String]) -> Result<Vec<ImageType>, ConfigError> {
                 "--allowed-types: image/svg+xml is refused: an SVG served inline runs scripts",
             );
         }
+        if raw.eq_ignore_ascii_case("image/avif") {
+            return err(
+                "--allowed-types: image/avif cannot be accepted: every upload gets a thumbnail, and this build cannot decode AVIF (the image crate's AVIF decoder needs dav1d 1.3 or later; Debian 12 has 1.0)",
+            );
+        }
         let Some(t) = ImageType::from_mime(raw) else {
             return err(format!(
-                "--allowed-types: {raw:?} is not one of image/jpeg, image/png, image/gif, image/webp, image/avif"
+                "--allowed-types: {raw:?} is not one of image/jpeg, image/png, image/gif, image/webp"
             ));
         };
         if !allowed.contains(&t) {
@@ -320,9 +328,35 @@ fn allowed_types(raw: &[String]) -> Result<Vec<ImageType>, ConfigError> {
     Ok(allowed)
 }
 
+/// Uploads, thumbnails and signpost's own objects each have their own part of the bucket:
+/// a thumbnail must never be taken for an upload, nor an upload for a record.
+fn separate_prefixes(uploads: &KeyPrefix, thumbs: &KeyPrefix) -> Result<(), ConfigError> {
+    let internal = crate::store::records::INTERNAL_PREFIX;
+    let (u, t) = (uploads.as_str(), thumbs.as_str());
+    if u.starts_with(internal) {
+        return err(format!(
+            "--key-prefix: {u} is inside {internal}, which is signpost's own"
+        ));
+    }
+    if t.starts_with(internal) {
+        return err(format!(
+            "--thumb-prefix: {t} is inside {internal}, which is signpost's own"
+        ));
+    }
+    if u.starts_with(t) || t.starts_with(u) {
+        return err(format!(
+            "--thumb-prefix {t} and --key-prefix {u} overlap: thumbnails would be taken for uploads (or the other way round)"
+        ));
+    }
+    Ok(())
+}
+
 fn uploads(c: &Config, store: &StoreSettings) -> Result<Uploads, ConfigError> {
     let prefix = KeyPrefix::parse(c.key_prefix.trim())
         .map_err(|e| ConfigError(format!("--key-prefix: {e}")))?;
+    let thumb_prefix = KeyPrefix::parse(c.thumb_prefix.trim())
+        .map_err(|e| ConfigError(format!("--thumb-prefix: {e}")))?;
+    separate_prefixes(&prefix, &thumb_prefix)?;
     let allowed = allowed_types(&c.allowed_types)?;
 
     let embedded = matches!(store, StoreSettings::Embedded { .. });
@@ -379,6 +413,7 @@ fn uploads(c: &Config, store: &StoreSettings) -> Result<Uploads, ConfigError> {
         },
         max_decode_bytes: c.max_decode_bytes,
         prefix,
+        thumb_prefix,
         limits: Limits {
             allowed,
             max_bytes: c.max_bytes,
@@ -571,6 +606,7 @@ impl Settings {
                 SignatureArg::V2 => Version::V2,
             },
             prefix: uploads.prefix,
+            thumb_prefix: uploads.thumb_prefix,
             limits: uploads.limits,
             policy_ttl: uploads.policy_ttl,
             acl: uploads.acl,
@@ -657,6 +693,14 @@ mod tests {
         assert!(message(|c| c.max_bytes = 0).contains("--max-bytes"));
         assert!(message(|c| c.allowed_types = vec!["image/svg+xml".into()]).contains("SVG"));
         assert!(message(|c| c.key_prefix = "/abs".into()).contains("--key-prefix"));
+        assert!(message(|c| c.thumb_prefix = "uploads/thumbs/".into()).contains("overlap"));
+        assert!(message(|c| c.key_prefix = "thumbs/mine/".into()).contains("overlap"));
+        assert!(message(|c| c.thumb_prefix = ".signpost/t/".into()).contains("signpost's own"));
+        assert!(message(|c| c.key_prefix = ".signpost/u/".into()).contains("signpost's own"));
+        assert!(
+            message(|c| c.allowed_types = vec!["image/png".into(), "image/avif".into()])
+                .contains("dav1d")
+        );
         assert!(message(|c| c.access_key_id = Some("a".into())).contains("AWS_SECRET_ACCESS_KEY"));
         assert!(message(|c| c.public_url = Some("http://h/path".into())).contains("origin"));
         assert!(message(|c| c.acl = Some("everyone".into())).contains("canned ACL"));

@@ -1,12 +1,13 @@
 //! What a stored file really is: its type from its bytes, its dimensions from its header,
 //! the pixel limit, and a structure that holds together (every PNG chunk and its CRC, a JPEG
-//! that reaches its end marker, a GIF trailer, a WebP RIFF size, AVIF boxes that fill the
-//! file), then a full decode under a memory limit. Pure: the caller brings the bytes.
+//! that reaches its end marker, a GIF trailer, a WebP RIFF size), then a full decode under a
+//! memory limit, whose pixels make the thumbnails. Pure: the caller brings the bytes.
 
 use std::io::Cursor;
 
-use image::{ImageDecoder, ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
+use super::Decoded;
 use crate::upload::{Dimensions, ImageType};
 
 /// What decoding may take.
@@ -19,21 +20,21 @@ pub struct DecodeLimits {
     pub max_alloc: u64,
 }
 
-/// A file that passed: what it is, and whether its pixels were decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A file that passed: what it is, and its pixels when they were decoded.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
     pub image_type: ImageType,
     pub dimensions: Dimensions,
-    /// False when the bytes were only a prefix of the file, or decoding would have needed
+    /// None when the bytes were only a prefix of the file, or decoding would have needed
     /// more memory than allowed: the header and structure checks passed.
-    pub decoded: bool,
+    pub pixels: Option<Decoded>,
 }
 
 /// Why a file is refused. Each is certain: the bytes themselves say so.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error(
-        "the file is not an image signpost accepts (its first bytes match no JPEG, PNG, GIF, WebP or AVIF header)"
+        "the file is not an image signpost accepts (its first bytes match no JPEG, PNG, GIF or WebP header)"
     )]
     NotAnImage,
     #[error("the file is a {} image but was stored as {declared}", .actual.label())]
@@ -74,7 +75,7 @@ pub fn verify(
         return Ok(Verified {
             image_type: actual,
             dimensions,
-            decoded: false,
+            pixels: None,
         });
     }
     match actual {
@@ -82,17 +83,12 @@ pub fn verify(
         ImageType::Jpeg => jpeg_markers(bytes)?,
         ImageType::Gif => gif_trailer(bytes)?,
         ImageType::Webp => riff_size(bytes)?,
-        ImageType::Avif => iso_boxes(bytes)?,
     }
-    let decoded = match actual {
-        // No AVIF decoder here: its structure is what can be checked.
-        ImageType::Avif => false,
-        _ => decode(bytes, actual, dimensions, limits)?,
-    };
+    let pixels = decode(bytes, actual, dimensions, limits)?;
     Ok(Verified {
         image_type: actual,
         dimensions,
-        decoded,
+        pixels,
     })
 }
 
@@ -223,66 +219,31 @@ fn riff_size(b: &[u8]) -> Result<(), VerifyError> {
     Ok(())
 }
 
-/// ISO BMFF boxes (`ftyp`, `meta`, `mdat`…) that exactly fill the file.
-fn iso_boxes(b: &[u8]) -> Result<(), VerifyError> {
-    let mut at: u64 = 0;
-    let len = b.len() as u64;
-    while at < len {
-        let i = usize::try_from(at).map_err(|_| broken("a box is out of range"))?;
-        let head = b
-            .get(i..i + 8)
-            .ok_or_else(|| broken("a box header is cut short (truncated)"))?;
-        let size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
-        let size = match size {
-            0 => len - at,
-            1 => b
-                .get(i + 8..i + 16)
-                .map(|s| u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]))
-                .ok_or_else(|| broken("a box header is cut short (truncated)"))?,
-            n => n,
-        };
-        if size < 8 {
-            return Err(broken("a box has an impossible size"));
-        }
-        at = at
-            .checked_add(size)
-            .ok_or_else(|| broken("a box is out of range"))?;
-    }
-    if at == len {
-        Ok(())
-    } else {
-        Err(broken(
-            "its last box runs past the end of the file (truncated)",
-        ))
-    }
-}
-
-/// Decode the first frame under the limits; `Ok(false)` when it would need more memory
+/// Decode the first frame under the limits; `Ok(None)` when it would need more memory
 /// than allowed.
 fn decode(
     bytes: &[u8],
     t: ImageType,
     dimensions: Dimensions,
     limits: &DecodeLimits,
-) -> Result<bool, VerifyError> {
+) -> Result<Option<Decoded>, VerifyError> {
     let format = match t {
         ImageType::Jpeg => ImageFormat::Jpeg,
         ImageType::Png => ImageFormat::Png,
         ImageType::Gif => ImageFormat::Gif,
         ImageType::Webp => ImageFormat::WebP,
-        ImageType::Avif => return Ok(false),
     };
     // Four bytes a pixel (RGBA8) is what most decodes need; 16-bit PNGs take twice that,
     // which the decoder's own allocation limit catches.
     let pixels = u64::from(dimensions.width) * u64::from(dimensions.height);
     if pixels.saturating_mul(4) > limits.max_alloc {
-        return Ok(false);
+        return Ok(None);
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut l = Limits::default();
     l.max_alloc = Some(limits.max_alloc);
     reader.limits(l);
-    let decoder = reader
+    let mut decoder = reader
         .into_decoder()
         .map_err(|e| broken(format!("its header does not decode: {e}")))?;
     let (w, h) = decoder.dimensions();
@@ -291,10 +252,16 @@ fn decode(
             "its decoder sees {w} × {h}, its header says {dimensions}"
         )));
     }
-    let mut buf = vec![0u8; usize::try_from(decoder.total_bytes()).unwrap_or(usize::MAX)];
-    match decoder.read_image(&mut buf) {
-        Ok(()) => Ok(true),
-        Err(image::ImageError::Limits(_)) => Ok(false),
+    // An orientation that cannot be read is no reason to refuse the pixels.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    match DynamicImage::from_decoder(decoder) {
+        Ok(pixels) => Ok(Some(Decoded {
+            pixels,
+            orientation,
+        })),
+        Err(image::ImageError::Limits(_)) => Ok(None),
         Err(e) => Err(broken(format!("its pixels do not decode: {e}"))),
     }
 }
@@ -324,7 +291,7 @@ mod tests {
                 height: 20
             }
         );
-        assert!(v.decoded);
+        assert!(v.pixels.is_some());
         let jpeg = testdata::jpeg(64, 48);
         let v = check(&jpeg, ImageType::Jpeg).unwrap();
         assert_eq!(
@@ -334,8 +301,13 @@ mod tests {
                 height: 48
             }
         );
-        assert!(v.decoded);
-        assert!(check(&testdata::gif(), ImageType::Gif).unwrap().decoded);
+        assert!(v.pixels.is_some());
+        assert!(
+            check(&testdata::gif(), ImageType::Gif)
+                .unwrap()
+                .pixels
+                .is_some()
+        );
     }
 
     #[test]
@@ -414,13 +386,11 @@ mod tests {
             max_alloc: 1000,
         };
         let v = verify(&png, ImageType::Png, true, &small).unwrap();
-        assert!(!v.decoded);
+        assert!(v.pixels.is_none());
     }
 
     #[test]
-    fn boxes_and_riff_sizes() {
-        assert!(iso_boxes(b"\0\0\0\x08ftyp\0\0\0\x08mdat").is_ok());
-        assert!(iso_boxes(b"\0\0\0\x08ftyp\0\0\0\x10mdat").is_err());
+    fn riff_sizes() {
         assert!(riff_size(b"RIFF\x04\0\0\0WEBP").is_ok());
         assert!(riff_size(b"RIFF\x10\0\0\0WEBP").is_err());
     }

@@ -8,6 +8,7 @@ use url::Url;
 use super::event::Event;
 use super::signature::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign};
 use crate::secret::Secret;
+use crate::store::{Confirmed, ImageUrls, ThumbnailLink};
 
 /// Connect timeout, and total timeout of one delivery (headers and body).
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,6 +47,8 @@ pub struct Deliverer {
     /// For messages: the receiver's host and port, never its path (which may hold a token).
     host: String,
     secret: Secret,
+    /// Where the thumbnails in events are fetched from (none given: events list none).
+    urls: Option<ImageUrls>,
 }
 
 impl Deliverer {
@@ -68,7 +71,22 @@ impl Deliverer {
             url,
             host,
             secret,
+            urls: None,
         }
+    }
+
+    /// Events list thumbnails with URLs from `urls`.
+    pub fn with_image_urls(mut self, urls: ImageUrls) -> Self {
+        self.urls = Some(urls);
+        self
+    }
+
+    /// An upload's thumbnails, with URLs signed now.
+    pub fn thumbnail_links(&self, c: &Confirmed) -> Vec<ThumbnailLink> {
+        self.urls
+            .as_ref()
+            .map(|u| u.thumbnail_links(c))
+            .unwrap_or_default()
     }
 
     pub fn host(&self) -> &str {

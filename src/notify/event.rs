@@ -4,7 +4,7 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::store::Confirmed;
+use crate::store::{Confirmed, ThumbnailLink};
 
 /// Hex characters of an event id (128 bits of SHA-256).
 pub const EVENT_ID_LEN: usize = 32;
@@ -59,14 +59,18 @@ pub struct Event {
     pub owner: String,
     /// RFC 3339 UTC with milliseconds: the upload id's time (when the form was signed).
     pub uploaded_at: Option<String>,
+    /// Smallest first, with URLs signed for this delivery attempt; empty for a deletion and
+    /// for an image too large to decode.
+    #[serde(default)]
+    pub thumbnails: Vec<ThumbnailLink>,
     /// For `upload.deleted`: when it was deleted.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub deleted_at: Option<String>,
 }
 
 impl Event {
-    /// `upload.created`, for a confirmed upload.
-    pub fn new(bucket: &str, c: &Confirmed) -> Self {
+    /// `upload.created`, for a confirmed upload, with its thumbnails' links.
+    pub fn new(bucket: &str, c: &Confirmed, thumbnails: Vec<ThumbnailLink>) -> Self {
         Self {
             id: event_id(c.key.as_str(), &c.etag),
             kind: EventType::Created,
@@ -83,12 +87,13 @@ impl Event {
                 .uploaded_at
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
             deleted_at: None,
+            thumbnails,
         }
     }
 
     /// `upload.deleted`, for an upload deleted through signpost.
     pub fn deleted(bucket: &str, c: &Confirmed, at: chrono::DateTime<chrono::Utc>) -> Self {
-        let mut e = Self::new(bucket, c);
+        let mut e = Self::new(bucket, c, Vec::new());
         e.id = deleted_event_id(c.key.as_str(), &c.etag);
         e.kind = EventType::Deleted;
         e.deleted_at = Some(at.to_rfc3339_opts(SecondsFormat::Millis, true));
@@ -143,8 +148,14 @@ mod tests {
             decoded: true,
             owner: "alice".into(),
             link: None,
+            thumbnails: None,
         };
-        let e = Event::new("signpost", &c);
+        let thumb = ThumbnailLink {
+            width: 64,
+            height: 48,
+            url: "http://127.0.0.1:9000/signpost/thumbs/x?X-Amz-Signature=…".into(),
+        };
+        let e = Event::new("signpost", &c, vec![thumb.clone()]);
         let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
         let fields: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         let mut expected = vec![
@@ -160,6 +171,7 @@ mod tests {
             "width",
             "height",
             "uploaded_at",
+            "thumbnails",
         ];
         expected.sort_unstable();
         let mut sorted = fields.clone();
@@ -174,6 +186,7 @@ mod tests {
         assert_eq!(v["uploaded_at"], "2026-01-01T00:00:00.123Z");
         assert_eq!(v["type"], "upload.created");
         assert_eq!(v["owner"], "alice");
+        assert_eq!(v["thumbnails"], serde_json::json!([thumb]));
         // The body starts with the id, so a human reading logs sees it first.
         assert!(String::from_utf8(e.body()).unwrap().starts_with("{\"id\":"));
         // A deletion has its own id, type and time.
@@ -183,5 +196,6 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&d.body()).unwrap();
         assert_eq!(v["type"], "upload.deleted");
         assert!(v["deleted_at"].is_string());
+        assert_eq!(v["thumbnails"], serde_json::json!([]));
     }
 }

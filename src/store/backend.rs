@@ -50,6 +50,14 @@ fn reachable_endpoint(addr: SocketAddr, public_url: &Url) -> Url {
 }
 
 impl Backend {
+    /// Where browsers and event receivers fetch images.
+    pub fn image_urls(&self, settings: &Settings) -> super::ImageUrls {
+        super::ImageUrls::new(
+            self.browser_target.clone(),
+            settings.public_base_url.clone(),
+        )
+    }
+
     fn new(
         settings: &Settings,
         endpoint: Option<&Url>,

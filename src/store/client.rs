@@ -362,14 +362,40 @@ impl S3Client {
         .await
     }
 
-    /// Write a small object (the shared notification checkpoint).
+    /// Write a small object (a record, a checkpoint, a marker).
     pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        self.put_object(key, body, content_type, None).await
+    }
+
+    /// Write an object that readers may cache as `cache_control` says (a thumbnail).
+    pub async fn put_with_cache_control(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        cache_control: &str,
+    ) -> Result<(), StoreError> {
+        self.put_object(key, body, content_type, Some(cache_control))
+            .await
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        cache_control: Option<&str>,
+    ) -> Result<(), StoreError> {
         let url = PutObject::new(&self.target.bucket, self.creds(), key).sign(REQUEST_URL_TTL);
         self.bounded(async {
-            let mut resp = self
+            let mut req = self
                 .http
                 .put(url.as_str())
-                .insert_header(("content-type", content_type))
+                .insert_header(("content-type", content_type));
+            if let Some(cc) = cache_control {
+                req = req.insert_header(("cache-control", cc));
+            }
+            let mut resp = req
                 .send_body(body)
                 .await
                 .map_err(|e| self.map_send_error(e))?;
@@ -413,9 +439,25 @@ impl S3Client {
 }
 
 pub fn presigned_get(target: &StoreTarget, key: &str, response_content_type: Option<&str>) -> Url {
-    const STEP: i64 = 300;
+    presigned_get_rounded(target, key, response_content_type, 300, 900)
+}
+
+/// A presigned GET signed at the hour (so the URL stays the same for an hour), valid for
+/// at least an hour after it is handed out: for immutable objects such as thumbnails.
+pub fn presigned_get_hourly(target: &StoreTarget, key: &str) -> Url {
+    presigned_get_rounded(target, key, None, 3600, 7200)
+}
+
+/// Signed at the time rounded down to `step` seconds, valid `ttl` seconds from then.
+fn presigned_get_rounded(
+    target: &StoreTarget,
+    key: &str,
+    response_content_type: Option<&str>,
+    step: i64,
+    ttl: u64,
+) -> Url {
     let now = jiff::Timestamp::now().as_second();
-    let at = jiff::Timestamp::from_second(now - now.rem_euclid(STEP))
+    let at = jiff::Timestamp::from_second(now - now.rem_euclid(step))
         .unwrap_or_else(|_| jiff::Timestamp::now());
     let mut action = GetObject::new(&target.bucket, Some(&target.credentials), key);
     if let Some(ct) = response_content_type {
@@ -423,5 +465,5 @@ pub fn presigned_get(target: &StoreTarget, key: &str, response_content_type: Opt
             .query_mut()
             .insert("response-content-type", ct.to_owned());
     }
-    action.sign_with_time(Duration::from_secs(900), &at)
+    action.sign_with_time(Duration::from_secs(ttl), &at)
 }

@@ -1,8 +1,9 @@
 //! Confirming an upload. The redirect's query and the confirm API are untrusted, so the
 //! object is looked up in the store; if it has no record for its current ETag, its bytes are
-//! read and verified (type, pixel limit, structure, a bounded decode, off the async workers)
-//! and only then is its record written. The record comes last: its existence means
-//! "verified". The gallery, the sweep and the events all build on it.
+//! read and verified (type, pixel limit, structure, a bounded decode, off the async workers),
+//! its thumbnails are made from the decoded pixels and stored, and only then is its record
+//! written. The record comes last: its existence means "verified". The gallery, the sweep
+//! and the events all build on it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -10,10 +11,10 @@ use std::sync::{Arc, Mutex, Weak};
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
-use super::records::{self, Confirmed};
-use super::{ObjectHead, S3Client, StoreError, strip_quotes};
+use super::records::{self, Confirmed, RecordCache};
+use super::{ObjectHead, S3Client, StoreError, strip_quotes, thumbnails};
 use crate::config::Settings;
-use crate::imaging::{DecodeLimits, VerifyError, verify};
+use crate::imaging::{self, DecodeLimits, VerifyError, verify};
 use crate::upload::{ImageType, KeyPrefix, Limits, ObjectKey, decode_metadata};
 
 /// What is read of an object too large to verify whole: enough for any image header.
@@ -72,6 +73,10 @@ pub struct Verifier {
     /// Objects up to this size are read whole and decoded; larger ones are checked from
     /// their first bytes.
     pub max_decode_bytes: u64,
+    /// Where thumbnails are written.
+    pub thumb_prefix: KeyPrefix,
+    /// The records read or written lately.
+    pub cache: RecordCache,
     permits: Arc<Semaphore>,
     /// One confirmation per key at a time in this process: a second one (the sweep and the
     /// page at once, say) waits, then finds the record the first one wrote.
@@ -84,6 +89,7 @@ impl Verifier {
 
     pub fn new(
         prefix: KeyPrefix,
+        thumb_prefix: KeyPrefix,
         limits: Limits,
         decode: DecodeLimits,
         max_decode_bytes: u64,
@@ -93,6 +99,8 @@ impl Verifier {
             limits,
             decode,
             max_decode_bytes,
+            thumb_prefix,
+            cache: RecordCache::default(),
             permits: Arc::new(Semaphore::new(Self::CONCURRENCY)),
             in_flight: Arc::default(),
         }
@@ -115,10 +123,34 @@ impl Verifier {
     pub fn for_settings(settings: &Settings) -> Self {
         Self::new(
             settings.prefix.clone(),
+            settings.thumb_prefix.clone(),
             settings.limits.clone(),
             settings.decode,
             settings.max_decode_bytes,
         )
+    }
+
+    /// The record of `key` at `etag`, from the cache or the bucket.
+    pub async fn recorded(
+        &self,
+        client: &S3Client,
+        key: &ObjectKey,
+        etag: &str,
+    ) -> Result<Option<Confirmed>, StoreError> {
+        if let Some(c) = self.cache.get(key.as_str(), etag) {
+            return Ok(Some(c));
+        }
+        let Some(c) = records::read(client, &self.prefix, key).await? else {
+            return Ok(None);
+        };
+        if c.etag != etag {
+            return Ok(None);
+        }
+        // One that predates thumbnails is about to change (here or in another instance).
+        if !c.needs_thumbnails() {
+            self.cache.put(&c);
+        }
+        Ok(Some(c))
     }
 }
 
@@ -165,21 +197,33 @@ pub async fn confirm(
     {
         return Err(ConfirmError::EtagMismatch);
     }
-    if let Some(recorded) = records::read(client, &verifier.prefix, key).await?
-        && recorded.etag == head.etag
+    if let Some(recorded) = verifier.recorded(client, key, &head.etag).await?
+        && !recorded.needs_thumbnails()
     {
         return Ok(recorded);
     }
     // One verification of a key at a time; the one that waited may find it done.
     let lock = verifier.key_lock(key.as_str());
     let _one_at_a_time = lock.lock().await;
-    if let Some(recorded) = records::read(client, &verifier.prefix, key).await?
+    let previous = records::read(client, &verifier.prefix, key).await?;
+    if let Some(recorded) = &previous
         && recorded.etag == head.etag
+        && !recorded.needs_thumbnails()
     {
-        return Ok(recorded);
+        verifier.cache.put(recorded);
+        return Ok(recorded.clone());
     }
     let confirmed = verify_object(client, verifier, key, &head, on_reject).await?;
     records::write(client, &confirmed).await?;
+    verifier.cache.put(&confirmed);
+    // The thumbnails of the version this one replaced are no longer shown.
+    if let Some(old) = previous
+        && old.etag != confirmed.etag
+        && let Some(stale) = &old.thumbnails
+        && let Err(e) = thumbnails::remove(client, stale).await
+    {
+        tracing::warn!(key = %key, error = %e, "cannot remove the thumbnails of a replaced upload");
+    }
     Ok(confirmed)
 }
 
@@ -212,11 +256,11 @@ async fn verify_object(
                 )
             )
         );
-        return reject(client, key, reason, on_reject).await;
+        return reject(client, verifier, key, reason, on_reject).await;
     };
 
     // The permit bounds the files and pixels held at once.
-    let _permit = verifier
+    let permit = verifier
         .permits
         .acquire()
         .await
@@ -239,18 +283,25 @@ async fn verify_object(
     let complete = probe.complete;
     let bytes = probe.bytes;
     let verdict = actix_web::rt::task::spawn_blocking(move || {
-        verify(&bytes, declared_type, complete, &decode)
+        let mut verified = verify(&bytes, declared_type, complete, &decode)?;
+        // The thumbnails come from the pixels verification decoded: one decode for both.
+        let made = verified
+            .pixels
+            .take()
+            .map(|pixels| imaging::thumbnails(pixels, &imaging::SIZES));
+        Ok((verified, made))
     })
     .await
     .map_err(|e| StoreError::BadResponse(format!("verification stopped: {e}")))?;
-    let verified = match verdict {
+    drop(permit);
+    let (verified, made) = match verdict {
         Ok(v) => v,
         Err(
             e @ (VerifyError::NotAnImage
             | VerifyError::WrongType { .. }
             | VerifyError::TooManyPixels { .. }
             | VerifyError::Broken(_)),
-        ) => return reject(client, key, e.to_string(), on_reject).await,
+        ) => return reject(client, verifier, key, e.to_string(), on_reject).await,
     };
 
     let uploaded_at = key
@@ -268,9 +319,21 @@ async fn verify_object(
     if let Some(id) = &link {
         let signed_at = uploaded_at.map_or(0, |t| t.timestamp_millis());
         if let Err(e) = super::links::claim(client, id, signed_at, &key.id().to_string()).await? {
-            return reject(client, key, e.to_string(), on_reject).await;
+            return reject(client, verifier, key, e.to_string(), on_reject).await;
         }
     }
+    let decoded = made.is_some();
+    let made = match made {
+        Some(Ok(made)) => made,
+        Some(Err(e)) => {
+            // The image is sound (it decoded); it is shown without a thumbnail.
+            tracing::error!(key = %key, error = %e, "no thumbnails for an upload");
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    let thumbnails =
+        thumbnails::store(client, &verifier.thumb_prefix, key, &head.etag, made).await?;
     Ok(Confirmed {
         key: key.clone(),
         etag: head.etag.clone(),
@@ -279,14 +342,16 @@ async fn verify_object(
         dimensions: verified.dimensions,
         filename: filename(&head.metadata, key),
         uploaded_at,
-        decoded: verified.decoded,
+        decoded,
         owner,
         link,
+        thumbnails: Some(thumbnails),
     })
 }
 
 async fn reject(
     client: &S3Client,
+    verifier: &Verifier,
     key: &ObjectKey,
     reason: String,
     on_reject: OnReject,
@@ -296,6 +361,9 @@ async fn reject(
             tracing::warn!(key = %key, %reason, "deleting an upload that is not an allowed image");
             client.delete(key.as_str()).await?;
             records::delete(client, key).await?;
+            verifier.cache.remove(key.as_str());
+            // An earlier version of it may have had thumbnails.
+            thumbnails::remove_all(client, &verifier.thumb_prefix, key).await?;
             Err(ConfirmError::Rejected {
                 reason,
                 deleted: true,

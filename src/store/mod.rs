@@ -1,5 +1,6 @@
 //! The S3 glue: where the bucket is, presigned requests over awc with timeouts, the
-//! confirmation of uploads and their records, and the embedded s3s-fs store.
+//! confirmation of uploads with their records and thumbnails, image URLs, and the embedded
+//! s3s-fs store.
 
 mod backend;
 mod client;
@@ -10,6 +11,8 @@ pub mod links;
 pub mod multipart;
 pub mod records;
 mod target;
+pub mod thumbnails;
+mod urls;
 
 pub use backend::{Backend, BackendError, public_url};
 pub use client::{
@@ -19,3 +22,5 @@ pub use confirm::{ConfirmError, OnReject, PROBE_BYTES, Verifier, confirm, parse_
 pub use error::StoreError;
 pub use records::Confirmed;
 pub use target::StoreTarget;
+pub use thumbnails::ThumbnailRef;
+pub use urls::{ImageUrls, ThumbnailLink};

@@ -3,18 +3,26 @@
 //! its ETag says for which version of the object. Records live under `.signpost/records/`,
 //! outside the key prefix, so they are never taken for uploads.
 
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
+use super::thumbnails::ThumbnailRef;
 use super::{S3Client, StoreError};
+use crate::imaging::ThumbnailFormat;
 use crate::upload::{Dimensions, ImageType, KeyPrefix, ObjectKey};
 
 /// Where signpost keeps what it writes itself. Never serve it publicly.
 pub const INTERNAL_PREFIX: &str = ".signpost/";
 /// Where records live: `.signpost/records/<upload key>.json`.
 pub const RECORDS_PREFIX: &str = ".signpost/records/";
-pub const RECORD_VERSION: u32 = 1;
+/// 2: records list their thumbnails. Version 1 records (before thumbnails) are still read;
+/// their uploads are confirmed again, which makes the thumbnails.
+pub const RECORD_VERSION: u32 = 2;
 /// Largest record read back.
 const MAX_RECORD_BYTES: usize = 64 * 1024;
 
@@ -38,6 +46,26 @@ pub struct Confirmed {
     pub owner: String,
     /// The upload link it came through, if any.
     pub link: Option<String>,
+    /// Its thumbnails, smallest first: none when its pixels were not decoded (or could not
+    /// be made smaller); `None` when its record predates thumbnails.
+    pub thumbnails: Option<Vec<ThumbnailRef>>,
+}
+
+impl Confirmed {
+    /// A record written before thumbnails existed, of an image that can have them.
+    pub fn needs_thumbnails(&self) -> bool {
+        self.decoded && self.thumbnails.is_none()
+    }
+}
+
+/// A thumbnail in the record's JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ThumbnailJson {
+    key: String,
+    size: u32,
+    width: u32,
+    height: u32,
+    content_type: String,
 }
 
 /// The record's JSON.
@@ -58,6 +86,9 @@ struct Record {
     owner: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     link: Option<String>,
+    /// Absent in version 1.
+    #[serde(default)]
+    thumbnails: Option<Vec<ThumbnailJson>>,
 }
 
 fn anonymous() -> String {
@@ -85,13 +116,40 @@ impl Confirmed {
             decoded: self.decoded,
             owner: self.owner.clone(),
             link: self.link.clone(),
+            thumbnails: self.thumbnails.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| ThumbnailJson {
+                        key: t.key.clone(),
+                        size: t.size,
+                        width: t.width,
+                        height: t.height,
+                        content_type: t.format.mime().to_owned(),
+                    })
+                    .collect()
+            }),
         }
     }
 
     fn from_record(prefix: &KeyPrefix, r: Record) -> Option<Self> {
-        if r.version != RECORD_VERSION {
+        if !(1..=RECORD_VERSION).contains(&r.version) {
             return None;
         }
+        let thumbnails = match r.thumbnails {
+            Some(ts) => Some(
+                ts.into_iter()
+                    .map(|t| {
+                        Some(ThumbnailRef {
+                            format: ThumbnailFormat::from_mime(&t.content_type)?,
+                            key: t.key,
+                            size: t.size,
+                            width: t.width,
+                            height: t.height,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            None => None,
+        };
         Some(Self {
             key: ObjectKey::parse(prefix, &r.key)?,
             etag: r.etag,
@@ -109,6 +167,7 @@ impl Confirmed {
             decoded: r.decoded,
             owner: r.owner,
             link: r.link,
+            thumbnails,
         })
     }
 }
@@ -154,6 +213,46 @@ pub async fn delete(client: &S3Client, key: &ObjectKey) -> Result<(), StoreError
     client.delete(&record_key(key.as_str())).await
 }
 
+/// The records signpost read or wrote lately, each for one (key, ETag): an object is
+/// immutable per ETag, so a hit needs no request. Bounded; the least recently used go first.
+/// Shared by the pages, the API and the sweep of one process.
+#[derive(Debug, Clone)]
+pub struct RecordCache(Arc<Mutex<LruCache<String, Confirmed>>>);
+
+impl RecordCache {
+    /// About a kilobyte each.
+    pub const CAPACITY: usize = 10_000;
+
+    pub fn new(capacity: NonZeroUsize) -> Self {
+        Self(Arc::new(Mutex::new(LruCache::new(capacity))))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LruCache<String, Confirmed>> {
+        // A poisoned lock only means a panic elsewhere mid-update of a plain map.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The record of `key` when it is for `etag`.
+    pub fn get(&self, key: &str, etag: &str) -> Option<Confirmed> {
+        let mut cache = self.lock();
+        cache.get(key).filter(|c| c.etag == etag).cloned()
+    }
+
+    pub fn put(&self, c: &Confirmed) {
+        self.lock().put(c.key.as_str().to_owned(), c.clone());
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.lock().pop(key);
+    }
+}
+
+impl Default for RecordCache {
+    fn default() -> Self {
+        Self::new(NonZeroUsize::new(Self::CAPACITY).expect("the capacity is not zero"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +277,13 @@ mod tests {
             decoded: true,
             owner: "alice".into(),
             link: None,
+            thumbnails: Some(vec![ThumbnailRef {
+                key: "thumbs/uploads/x/cat.png/abc-400.jpg".into(),
+                size: 400,
+                width: 3,
+                height: 2,
+                format: ThumbnailFormat::Jpeg,
+            }]),
         };
         let json = serde_json::to_vec(&c.to_record(at)).unwrap();
         let back: Record = serde_json::from_slice(&json).unwrap();

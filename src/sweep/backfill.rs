@@ -1,7 +1,9 @@
-//! The backfill: uploads stored before records existed are confirmed once, in the
-//! background, on the first start that finds no `.signpost/backfill.json`, so an upgrade never
-//! empties the gallery. Every upload under the prefix is confirmed like the sweep confirms
-//! one (a record, or a file that is no allowed image deleted); then the marker is written.
+//! The backfill: uploads stored before records (or before thumbnails) existed are confirmed
+//! once, in the background, on the first start that finds no `.signpost/backfill.json` of
+//! the current [`VERSION`], so an upgrade never empties the gallery. Every upload under the
+//! prefix is confirmed like the sweep confirms one (a record with thumbnails, or a file that
+//! is no allowed image deleted); uploads already confirmed cost a HEAD and a record read.
+//! Then the marker is written.
 
 use std::time::Duration;
 
@@ -20,13 +22,22 @@ pub fn marker_key() -> String {
 }
 
 const LIST_PAGE: usize = 1000;
+/// 1: records; 2: thumbnails.
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Absent in the first markers.
+    #[serde(default = "first_version")]
+    pub version: u32,
     pub confirmed: u64,
     pub refused: u64,
     pub set_aside: u64,
     pub completed_at: String,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 pub struct Backfill {
@@ -46,7 +57,7 @@ impl Backfill {
                         confirmed = summary.confirmed,
                         refused = summary.refused,
                         set_aside = summary.set_aside,
-                        "backfill done: the uploads stored before records existed are confirmed"
+                        "backfill done: every upload has a record and thumbnails"
                     );
                     return;
                 }
@@ -62,11 +73,16 @@ impl Backfill {
 
     /// `Ok(None)`: it was done before.
     pub async fn once(&self) -> Result<Option<Summary>, StoreError> {
-        if self.client.head(&marker_key()).await?.is_some() {
+        if let Some(marker) = self.client.get(&marker_key(), 64 * 1024).await?
+            && serde_json::from_slice::<Summary>(&marker).is_ok_and(|m| m.version >= VERSION)
+        {
             return Ok(None);
         }
         let prefix = &self.verifier.prefix;
-        let mut summary = Summary::default();
+        let mut summary = Summary {
+            version: VERSION,
+            ..Summary::default()
+        };
         let mut after: Option<String> = None;
         loop {
             let page = self

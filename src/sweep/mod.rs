@@ -29,7 +29,8 @@ use crate::notify::outbox::OUTBOX_PREFIX;
 use crate::notify::{Event, event_id};
 use crate::store::records::INTERNAL_PREFIX;
 use crate::store::{
-    ConfirmError, Confirmed, OnReject, S3Client, StoreError, StoreTarget, Verifier, confirm,
+    ConfirmError, Confirmed, ImageUrls, OnReject, S3Client, StoreError, StoreTarget, Verifier,
+    confirm,
 };
 use crate::upload::{Clock, ObjectKey};
 
@@ -284,7 +285,8 @@ async fn deliver(
     confirmed: &Confirmed,
     at_ms: i64,
 ) -> Result<(), SweepError> {
-    let event = Event::new(bucket, confirmed);
+    // Built for each attempt, so its thumbnails' URLs are freshly signed.
+    let event = Event::new(bucket, confirmed, deliverer.thumbnail_links(confirmed));
     if cp.is_delivered(&event.id) {
         return Ok(());
     }
@@ -393,12 +395,13 @@ pub async fn run(mut sweeper: Sweeper, wake: Arc<Notify>, interval: Duration) {
 pub fn spawn(
     settings: &Settings,
     target: Arc<StoreTarget>,
+    urls: ImageUrls,
     verifier: Verifier,
     clock: Clock,
     wake: Arc<Notify>,
 ) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let deliverer = settings.notify.as_ref().map(|n| {
-        let d = Deliverer::new(n.url.clone(), n.secret.clone());
+        let d = Deliverer::new(n.url.clone(), n.secret.clone()).with_image_urls(urls);
         tracing::info!(receiver = %d.host(), "delivering upload events");
         d
     });

@@ -3,18 +3,19 @@
 use std::fmt;
 
 /// The raster types an upload may declare. SVG is deliberately absent: served inline it is
-/// a script, and `starts-with image/` would admit it.
+/// a script, and `starts-with image/` would admit it. AVIF is absent because every upload
+/// gets a thumbnail and AVIF cannot be decoded here (the `image` crate's AVIF decoder needs
+/// dav1d 1.3 or later; Debian 12 has 1.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ImageType {
     Jpeg,
     Png,
     Gif,
     Webp,
-    Avif,
 }
 
 impl ImageType {
-    pub const ALL: [ImageType; 5] = [Self::Jpeg, Self::Png, Self::Gif, Self::Webp, Self::Avif];
+    pub const ALL: [ImageType; 4] = [Self::Jpeg, Self::Png, Self::Gif, Self::Webp];
 
     pub fn mime(self) -> &'static str {
         match self {
@@ -22,7 +23,6 @@ impl ImageType {
             Self::Png => "image/png",
             Self::Gif => "image/gif",
             Self::Webp => "image/webp",
-            Self::Avif => "image/avif",
         }
     }
 
@@ -33,7 +33,6 @@ impl ImageType {
             Self::Png => "PNG",
             Self::Gif => "GIF",
             Self::Webp => "WebP",
-            Self::Avif => "AVIF",
         }
     }
 
@@ -44,7 +43,6 @@ impl ImageType {
             Self::Png => &["png"],
             Self::Gif => &["gif"],
             Self::Webp => &["webp"],
-            Self::Avif => &["avif"],
         }
     }
 
@@ -66,11 +64,6 @@ impl ImageType {
             Some(Self::Gif)
         } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
             Some(Self::Webp)
-        } else if bytes.len() >= 12
-            && &bytes[4..8] == b"ftyp"
-            && matches!(&bytes[8..12], b"avif" | b"avis")
-        {
-            Some(Self::Avif)
         } else {
             None
         }

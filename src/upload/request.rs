@@ -23,7 +23,7 @@ impl Limits {
         self.allowed.contains(&t)
     }
 
-    /// "JPEG, PNG, GIF, WebP or AVIF"
+    /// "JPEG, PNG, GIF or WebP"
     pub fn allowed_labels(&self) -> String {
         let labels: Vec<&str> = self.allowed.iter().map(|t| t.label()).collect();
         match labels.split_last() {
@@ -272,7 +272,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "SVG (image/svg+xml) is not accepted; choose a JPEG, PNG, GIF, WebP or AVIF image."
+            "SVG (image/svg+xml) is not accepted; choose a JPEG, PNG, GIF or WebP image."
         );
         let e = req("a.png", "image/png", 20 * 1024 * 1024)
             .validate(&limits(), true)

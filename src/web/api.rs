@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, Problem};
 use super::uploaded::confirm_request;
 use super::{State, auth, no_store, signing};
-use crate::store::{OnReject, S3Client};
+use crate::store::{OnReject, S3Client, ThumbnailLink};
 use crate::upload::{Completion, UploadRequest};
 
 /// Largest JSON body accepted.
@@ -104,6 +104,8 @@ struct ConfirmResponse<'a> {
     /// The confirmation page.
     url: String,
     image_url: String,
+    /// Smallest first; empty when the image was too large to decode.
+    thumbnails: Vec<ThumbnailLink>,
 }
 
 #[tracing::instrument(name = "api_confirm", skip_all)]
@@ -136,7 +138,8 @@ pub async fn confirm(
         owner: &c.owner,
         uploaded_at: c.uploaded_at.map(crate::policy::time::iso8601_millis),
         url: state.confirmation_path(c.key.as_str(), &c.etag),
-        image_url: state.image_url(c.key.as_str(), c.image_type.mime()),
+        image_url: state.urls.original(c.key.as_str(), c.image_type.mime()),
+        thumbnails: state.urls.thumbnail_links(&c),
     };
     let mut r = HttpResponse::Ok().json(resp);
     no_store(&mut r);

@@ -13,7 +13,7 @@ use super::error::{ApiError, PageError, Problem};
 use super::{State, auth, no_store};
 use crate::identity::{Identity, csrf};
 use crate::notify::{Event, outbox};
-use crate::store::{ConfirmError, S3Client, parse_key, records};
+use crate::store::{ConfirmError, S3Client, parse_key, records, thumbnails};
 
 #[derive(Debug, Deserialize)]
 pub struct DeleteForm {
@@ -86,6 +86,8 @@ async fn delete_upload(
     }
     client.delete(key.as_str()).await?;
     records::delete(client, &key).await?;
+    state.verifier.cache.remove(key.as_str());
+    thumbnails::remove_all(client, &state.settings.thumb_prefix, &key).await?;
     tracing::info!(key = %key, by = %who.owner(), "upload deleted");
     if let (Some(record), Some(_)) = (&record, &state.settings.notify) {
         let event = Event::deleted(&state.settings.bucket, record, state.clock.now());

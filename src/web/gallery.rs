@@ -1,8 +1,9 @@
 //! `GET /gallery[?after=KEY]`: the confirmed uploads under the prefix, newest first, 24 a
-//! page. S3 is the database: one LIST, then each upload's record (at most `CONCURRENCY`
-//! reads in flight). An upload shows only when its record is for the object's current ETag;
-//! one whose record is missing, stale or unreadable is skipped (and logged), never fatal.
-//! A page request changes nothing in the bucket.
+//! page, as thumbnails. S3 is the database: one LIST, then each upload's record, from the
+//! process's record cache or the bucket (at most `CONCURRENCY` reads in flight), so a warm
+//! view costs one request. An upload shows only when its record is for the object's current
+//! ETag; one whose record is missing, stale or unreadable is skipped (and logged), never
+//! fatal. A page request changes nothing in the bucket.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -15,8 +16,8 @@ use super::query::Query;
 use super::uploaded::{UploadView, may_see};
 use super::{State, auth, html, no_store};
 use crate::identity::Identity;
-use crate::store::{Confirmed, ListedObject, S3Client, StoreError, records};
-use crate::upload::{KeyPrefix, ObjectKey};
+use crate::store::{Confirmed, ListedObject, S3Client, StoreError, Verifier};
+use crate::upload::ObjectKey;
 
 pub const PAGE_SIZE: usize = 24;
 /// S3's longest key.
@@ -74,8 +75,9 @@ pub async fn gallery(
     let last_listed = listing.objects.last().map(|o| o.key.clone());
 
     let client_ref: &S3Client = &client;
+    let verifier = &state.verifier;
     let results: Vec<_> = futures_util::stream::iter(listing.objects.iter())
-        .map(|o| async move { (o, shown(client_ref, prefix, o).await) })
+        .map(|o| async move { (o, shown(client_ref, verifier, o).await) })
         .buffered(CONCURRENCY)
         .collect()
         .await;
@@ -118,24 +120,23 @@ pub async fn gallery(
 /// The listed object's record, when it has one for the object as it is now.
 async fn shown(
     client: &S3Client,
-    prefix: &KeyPrefix,
+    verifier: &Verifier,
     listed: &ListedObject,
 ) -> Result<Option<Confirmed>, StoreError> {
-    let Some(key) = ObjectKey::parse(prefix, &listed.key) else {
+    let Some(key) = ObjectKey::parse(&verifier.prefix, &listed.key) else {
         return Ok(None);
     };
-    let Some(record) = records::read(client, prefix, &key).await? else {
-        tracing::debug!(key = %key, "gallery: not confirmed yet");
-        return Ok(None);
-    };
-    let current = match &listed.etag {
-        Some(etag) => Some(etag.clone()),
+    let etag = match &listed.etag {
+        Some(etag) => etag.clone(),
         // A store that lists no ETags: ask for it.
-        None => client.head(key.as_str()).await?.map(|h| h.etag),
+        None => match client.head(key.as_str()).await? {
+            Some(head) => head.etag,
+            None => return Ok(None),
+        },
     };
-    if current.as_deref() != Some(record.etag.as_str()) {
-        tracing::debug!(key = %key, "gallery: replaced since it was confirmed; waiting for the sweep");
-        return Ok(None);
+    let record = verifier.recorded(client, &key, &etag).await?;
+    if record.is_none() {
+        tracing::debug!(key = %key, "gallery: not confirmed (or replaced since); waiting for the sweep");
     }
-    Ok(Some(record))
+    Ok(record)
 }

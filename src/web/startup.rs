@@ -92,6 +92,7 @@ pub fn state(
         presigner,
         target: backend.target.clone(),
         browser_target: backend.browser_target.clone(),
+        urls: backend.image_urls(&settings),
         clock,
         limits_text,
         accept,
@@ -317,6 +318,7 @@ impl Application {
         let mut background = crate::sweep::spawn(
             &state.settings,
             state.target.clone(),
+            state.urls.clone(),
             state.verifier.clone(),
             state.clock,
             state.sweep.clone(),

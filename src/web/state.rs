@@ -9,7 +9,7 @@ use url::Url;
 use super::assets::AssetUrls;
 use super::auth::Auth;
 use crate::config::Settings;
-use crate::store::{StoreTarget, Verifier};
+use crate::store::{ImageUrls, StoreTarget, Verifier};
 use crate::upload::{Clock, Presigner};
 
 pub struct State {
@@ -23,6 +23,8 @@ pub struct State {
     pub target: Arc<StoreTarget>,
     /// Where browsers reach the bucket.
     pub browser_target: Arc<StoreTarget>,
+    /// Where browsers fetch originals and thumbnails.
+    pub urls: ImageUrls,
     pub clock: Clock,
     pub csp: HeaderValue,
     /// The page's text and the file input's `accept` for the allowed types and size, built
@@ -55,16 +57,6 @@ impl State {
             .append_pair("etag", etag)
             .finish();
         format!("/uploaded?{query}")
-    }
-
-    /// Where the browser gets an image: the public base URL, or a presigned GET.
-    pub fn image_url(&self, key: &str, content_type: &str) -> String {
-        match &self.settings.public_base_url {
-            Some(base) => base.join(key).map(String::from).unwrap_or_default(),
-            None => {
-                crate::store::presigned_get(&self.browser_target, key, Some(content_type)).into()
-            }
-        }
     }
 
     pub fn wake_sweep(&self) {

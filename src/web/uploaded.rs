@@ -14,12 +14,56 @@ use crate::identity::{Identity, csrf};
 use crate::store::{ConfirmError, Confirmed, OnReject, S3Client, confirm, parse_key, valid_etag};
 use crate::upload::human_bytes;
 
+/// What the gallery shows of an upload: its thumbnails, by width.
+pub struct ThumbView {
+    pub src: String,
+    /// `URL 400w, URL 800w`; empty when there is one picture.
+    pub srcset: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl ThumbView {
+    fn new(state: &State, c: &Confirmed) -> Option<Self> {
+        match &c.thumbnails {
+            Some(thumbs) => {
+                let smallest = thumbs.first()?;
+                let srcset = if thumbs.len() > 1 {
+                    thumbs
+                        .iter()
+                        .map(|t| format!("{} {}w", state.urls.thumbnail(t), t.width))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                } else {
+                    String::new()
+                };
+                Some(Self {
+                    src: state.urls.thumbnail(smallest),
+                    srcset,
+                    width: smallest.width,
+                    height: smallest.height,
+                })
+            }
+            // Recorded before thumbnails existed: the original, until the backfill makes them.
+            None if c.decoded => Some(Self {
+                src: state.urls.original(c.key.as_str(), c.image_type.mime()),
+                srcset: String::new(),
+                width: c.dimensions.width,
+                height: c.dimensions.height,
+            }),
+            None => None,
+        }
+    }
+}
+
 /// A confirmed upload as the pages show it.
 pub struct UploadView {
     pub key: String,
     pub owner: String,
     pub filename: String,
     pub image_url: String,
+    /// None: no picture could be made (too large to decode); a placeholder is shown.
+    pub thumb: Option<ThumbView>,
     pub size: String,
     pub type_label: &'static str,
     pub dimensions: String,
@@ -33,7 +77,8 @@ impl UploadView {
             key: c.key.as_str().to_owned(),
             owner: c.owner.clone(),
             filename: c.filename.clone(),
-            image_url: state.image_url(c.key.as_str(), c.image_type.mime()),
+            image_url: state.urls.original(c.key.as_str(), c.image_type.mime()),
+            thumb: ThumbView::new(state, c),
             size: human_bytes(c.size),
             type_label: c.image_type.label(),
             dimensions: c.dimensions.to_string(),

@@ -162,11 +162,20 @@ async fn an_unreadable_object_leaves_the_gallery_up_with_the_others_listed() {
     let rec = app.store_client().get(&record_key(&keys[2]), 65536).await;
     assert!(rec.is_err(), "the store fails that record: {rec:?}");
 
+    // This instance knows the three records (its cache: a record never changes for its
+    // ETag); another, which has to read them, skips the one it cannot read.
     let gallery = app.get("/gallery").await;
+    assert_eq!(gallery.status, StatusCode::OK, "{}", gallery.body);
+    for name in ["one.png", "two.png", "three.png"] {
+        assert!(gallery.body.contains(name), "{name}: {}", gallery.body);
+    }
+    let other = spawn_beside(&app, &format!("http://{}", app.s3_addr.unwrap()), |_| {}).await;
+    let gallery = other.get("/gallery").await;
     assert_eq!(gallery.status, StatusCode::OK, "{}", gallery.body);
     assert!(gallery.body.contains("one.png"), "{}", gallery.body);
     assert!(gallery.body.contains("two.png"), "{}", gallery.body);
     assert!(!gallery.body.contains("three.png"));
+    other.handle.stop(false).await;
     // A page request deleted nothing.
     let listed = app.store_client().list("uploads/", None, 10).await.unwrap();
     assert_eq!(listed.objects.len(), 3);
@@ -213,6 +222,11 @@ async fn uploads_stored_before_records_existed_are_backfilled() {
     assert_eq!((summary.confirmed, summary.refused), (2, 1), "{summary:?}");
     for key in &old {
         assert!(has_record(&app, key).await, "{key}");
+        let thumbs = client
+            .list(&format!("thumbs/{key}/"), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(thumbs.objects.len(), 1, "{key}: {thumbs:?}");
     }
     assert_eq!(client.head(&liar).await.unwrap(), None, "deleted");
     let gallery = app.get("/gallery").await;
@@ -224,4 +238,63 @@ async fn uploads_stored_before_records_existed_are_backfilled() {
     );
     // Done once: the marker says so.
     assert!(backfill.once().await.unwrap().is_none());
+}
+
+#[actix_web::test]
+async fn records_from_before_thumbnails_get_them_on_the_next_start() {
+    let app = spawn_app().await;
+    let (key, _) = app
+        .upload_confirmed("old.png", &testdata::png(900, 600), None)
+        .await;
+    // As an older signpost left it: a version 1 record, no thumbnails, a version 1 marker.
+    let client = app.store_client();
+    let rk = record_key(&key);
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&client.get(&rk, 65536).await.unwrap().unwrap()).unwrap();
+    for t in record["thumbnails"].as_array().unwrap().clone() {
+        client.delete(t["key"].as_str().unwrap()).await.unwrap();
+    }
+    record["version"] = 1.into();
+    record.as_object_mut().unwrap().remove("thumbnails");
+    client
+        .put(&rk, Bytes::from(record.to_string()), "application/json")
+        .await
+        .unwrap();
+    let marker = signpost::sweep::backfill::marker_key();
+    client
+        .put(
+            &marker,
+            Bytes::from_static(br#"{"confirmed":1,"refused":0,"set_aside":0,"completed_at":"2026-01-01T00:00:00.000Z"}"#),
+            "application/json",
+        )
+        .await
+        .unwrap();
+
+    // The next start (another instance here) backfills the thumbnails.
+    let other = spawn_beside(&app, &format!("http://{}", app.s3_addr.unwrap()), |c| {
+        c.notify_sweep_secs = 3600;
+    })
+    .await;
+    let start = std::time::Instant::now();
+    loop {
+        let m: serde_json::Value =
+            serde_json::from_slice(&client.get(&marker, 65536).await.unwrap().unwrap()).unwrap();
+        if m["version"] == 2 {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 20, "no backfill: {m}");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let record: serde_json::Value =
+        serde_json::from_slice(&client.get(&rk, 65536).await.unwrap().unwrap()).unwrap();
+    assert_eq!(record["version"], 2);
+    assert_eq!(
+        record["thumbnails"].as_array().map(Vec::len),
+        Some(2),
+        "{record}"
+    );
+    let gallery = other.get("/gallery").await;
+    let src = Doc::page(&gallery.body).attr("li.card img", "src").unwrap();
+    assert!(src.contains("/thumbs/uploads/"), "{src}");
+    other.handle.stop(false).await;
 }

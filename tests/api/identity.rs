@@ -554,8 +554,15 @@ async fn only_the_owner_or_an_admin_deletes_and_the_deletion_is_announced() {
         (StatusCode::FORBIDDEN, "cross_site_request")
     );
 
-    // From her page: the object and its record go, and the deletion is announced.
+    // From her page: the object, its record and its thumbnail go, and the deletion is
+    // announced.
     rx.wait_delivered(&[&key], Duration::from_secs(10)).await;
+    let store = server.store_client(dir.path());
+    let record = signpost::store::records::record_key(&key);
+    let thumbs = format!("thumbs/{key}/");
+    let left = |listing: signpost::store::Listing| listing.objects.len();
+    assert!(store.head(&record).await.unwrap().is_some());
+    assert_eq!(left(store.list(&thumbs, None, 10).await.unwrap()), 1);
     let r = alice
         .post_form("/uploads/delete", &[("key", &key), ("csrf", &csrf)])
         .await;
@@ -564,17 +571,9 @@ async fn only_the_owner_or_an_admin_deletes_and_the_deletion_is_announced() {
         uploaded_page(&alice, &key, &etag).await.status,
         StatusCode::NOT_FOUND
     );
-    let store = crate::helpers::client();
-    let record = format!("http://{}/signpost/.signpost/records/{key}.json", server.s3);
-    assert!(
-        store
-            .get(record)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_client_error()
-    );
+    assert!(store.head(&key).await.unwrap().is_none());
+    assert!(store.head(&record).await.unwrap().is_none());
+    assert_eq!(left(store.list(&thumbs, None, 10).await.unwrap()), 0);
     let deleted = rx
         .wait(Duration::from_secs(10), |hits| {
             hits.iter()

@@ -20,4 +20,5 @@ mod photos;
 mod presign_api;
 mod process;
 mod store_upload;
+mod thumbnails;
 mod vectors;

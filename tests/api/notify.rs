@@ -258,7 +258,17 @@ async fn a_redirect_confirmed_upload_is_delivered_within_two_seconds_signed_and_
     assert!(age.num_seconds() >= 0 && age.num_seconds() < 60, "{at}");
     assert_eq!(v["type"], "upload.created");
     assert_eq!(v["owner"], "anonymous");
-    assert_eq!(v.as_object().unwrap().len(), 12, "{v}");
+    // One thumbnail (a small image keeps its size), whose URL works for the receiver.
+    let thumbs = v["thumbnails"].as_array().unwrap();
+    assert_eq!(thumbs.len(), 1, "{v}");
+    assert_eq!(
+        (thumbs[0]["width"].as_u64(), thumbs[0]["height"].as_u64()),
+        (Some(40), Some(30))
+    );
+    let thumb = app.get(thumbs[0]["url"].as_str().unwrap()).await;
+    assert_eq!(thumb.status, StatusCode::OK);
+    assert_eq!(thumb.header("content-type"), Some("image/jpeg"));
+    assert_eq!(v.as_object().unwrap().len(), 13, "{v}");
 
     // Delivered once, not again by later wake-ups for the same upload.
     follow_redirect(&app, &key, &etag).await;
@@ -531,6 +541,7 @@ async fn events_prints_what_would_be_delivered_and_deletes_nothing() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let summary = signpost::cli::events::write_events(
         &client,
+        &app.image_urls(),
         &app.settings,
         since,
         Utc::now(),
@@ -561,6 +572,7 @@ async fn events_prints_what_would_be_delivered_and_deletes_nothing() {
     let later = Utc::now() + chrono::Duration::seconds(5);
     let s = signpost::cli::events::write_events(
         &client,
+        &app.image_urls(),
         &app.settings,
         later,
         Utc::now(),

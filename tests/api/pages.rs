@@ -95,7 +95,7 @@ async fn the_page_has_the_contract_ids_and_a_covered_form() {
     let policy = serde_json::to_vec(&policy_of(&fields)).unwrap();
     signpost::policy::all_fields_covered(&named, &policy).unwrap();
     // The limits shown come from the settings that sign.
-    assert!(html.contains("JPEG, PNG, GIF, WebP or AVIF, up to 10 MiB"));
+    assert!(html.contains("JPEG, PNG, GIF or WebP, up to 10 MiB"));
     assert!(
         policy_of(&fields)["conditions"]
             .to_string()
@@ -244,7 +244,7 @@ async fn the_fragment_refuses_bad_input_with_422_and_a_sentence() {
         .await;
     assert!(
         r.body
-            .contains("is not accepted; choose a JPEG, PNG, GIF, WebP or AVIF image."),
+            .contains("is not accepted; choose a JPEG, PNG, GIF or WebP image."),
         "{}",
         r.body
     );

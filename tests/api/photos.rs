@@ -1,7 +1,8 @@
 //! Real-size photos through the page in headless Chromium, on the default embedded store:
-//! six single saves from 150 KiB to 6 MiB and a batch of eight, with no failure allowed; a
-//! store error shown in plain words with a Retry that works; and the signed form posting
-//! itself when the page cannot reach the store with XHR.
+//! six single saves from 150 KiB to 6 MiB and a batch of eight, with no failure allowed, then
+//! a gallery of thumbnails that weighs kilobytes; a store error shown in plain words with a
+//! Retry that works; and the signed form posting itself when the page cannot reach the
+//! store with XHR.
 //!
 //! The photos are JPEGs drawn in the page (a gradient under per-pixel noise, so that they do
 //! not compress below camera sizes) and handed to the file input as a user's choice would be.
@@ -126,10 +127,11 @@ async fn save_and_land(b: &Browser, photo: &Photo) {
 
 #[actix_web::test]
 async fn real_photos_upload_one_by_one_and_eight_at_once() {
-    let Some(b) = Browser::start("real_photos").await else {
+    let Some(b) = Browser::start_logging_network("real_photos").await else {
         return;
     };
     let app = crate::helpers::spawn_app().await;
+    let mut originals = 0;
 
     // Six single saves, 150 KiB to 6 MiB.
     for (i, kib) in [150u64, 400, 900, 1800, 3500, 6000].into_iter().enumerate() {
@@ -144,6 +146,7 @@ async fn real_photos_upload_one_by_one_and_eight_at_once() {
         b.js(CHOOSE, vec![json!([photo.name])]).await;
         ready_to_save(&b, &photo.name).await;
         save_and_land(&b, &photo).await;
+        originals += photo.bytes;
         eprintln!(
             "saved {} ({} bytes, {} × {})",
             photo.name, photo.bytes, photo.dims.0, photo.dims.1
@@ -158,6 +161,7 @@ async fn real_photos_upload_one_by_one_and_eight_at_once() {
         .enumerate()
     {
         let photo = make_photo(&b, &format!("batch_{i}.jpg"), kib * 1024).await;
+        originals += photo.bytes;
         names.push(photo.name);
     }
     b.js(CHOOSE, vec![json!(names)]).await;
@@ -201,6 +205,47 @@ async fn real_photos_upload_one_by_one_and_eight_at_once() {
             "{name} is not in the gallery"
         );
     }
+
+    // The gallery at 1280 px and DPR 1 downloads thumbnails: counted from Chromium's
+    // network events, which (unlike Resource Timing) see cross-origin responses' sizes.
+    b.viewport(1280, 900, false).await;
+    b.network_events().await;
+    b.goto(&app.url("/gallery")).await;
+    b.wait(
+        "every gallery picture to load",
+        "const i = [...document.querySelectorAll('li.card img')];
+         return i.length && i.every((x) => x.complete && x.naturalWidth > 0) ? i.length : null;",
+        vec![],
+        |v| v == &json!(14),
+    )
+    .await;
+    let mut images = std::collections::HashMap::new();
+    let start = std::time::Instant::now();
+    while images.len() < 14 && start.elapsed() < std::time::Duration::from_secs(10) {
+        images.extend(b.received_bytes("Image").await);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(images.len(), 14, "{images:#?}");
+    assert!(images.keys().all(|u| u.contains("/thumbs/")), "{images:#?}");
+    let total: u64 = images.values().sum();
+    let largest = images.values().copied().max().unwrap_or_default();
+    let average = total / 14;
+    eprintln!(
+        "gallery of 14 photos at 1280 px: {total} bytes of thumbnails (average {average}, largest {largest}); the originals are {originals} bytes"
+    );
+    assert!(average <= 80 * 1024, "average {average} bytes an image");
+    assert!(largest <= 150 * 1024, "largest {largest} bytes");
+
+    // Two columns on a phone.
+    b.viewport(375, 800, true).await;
+    b.goto(&app.url("/gallery")).await;
+    let columns = b
+        .js(
+            "return new Set([...document.querySelectorAll('li.card')].map((c) => c.offsetLeft)).size;",
+            vec![],
+        )
+        .await;
+    assert_eq!(columns, json!(2));
     b.finish().await;
 }
 

@@ -68,6 +68,24 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// A signed S3 client for the server's embedded store (its credentials are in
+    /// `data_dir`), to see what the bucket holds.
+    pub(crate) fn store_client(&self, data_dir: &Path) -> signpost::store::S3Client {
+        let settings = signpost::config::Settings::from_config(
+            crate::helpers::test_config(data_dir),
+            None,
+            None,
+        )
+        .unwrap();
+        let creds = signpost::store::embedded::load_credentials(data_dir)
+            .unwrap()
+            .expect("the store has run with this data dir");
+        let endpoint = signpost::store::embedded::endpoint_url(self.s3);
+        signpost::store::S3Client::new(std::sync::Arc::new(
+            signpost::store::StoreTarget::new(&settings, Some(&endpoint), &creds).unwrap(),
+        ))
+    }
+
     /// Start on free loopback ports with the embedded store in `data_dir`.
     pub(crate) fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

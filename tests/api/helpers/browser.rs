@@ -72,6 +72,16 @@ impl Browser {
     /// Start chromedriver and open a Chromium session, or `None` (skip) when they are not
     /// installed and `CI` is unset. `name` names the test in messages and screenshots.
     pub async fn start(name: &str) -> Option<Browser> {
+        Self::start_with(name, false).await
+    }
+
+    /// The same, keeping Chromium's network events (the DevTools protocol's `Network.*`)
+    /// for [`Browser::network_events`].
+    pub async fn start_logging_network(name: &str) -> Option<Browser> {
+        Self::start_with(name, true).await
+    }
+
+    async fn start_with(name: &str, network_log: bool) -> Option<Browser> {
         let chromium = tool("SIGNPOST_CHROMIUM", CHROMIUM);
         let driver = tool("SIGNPOST_CHROMEDRIVER", CHROMEDRIVER);
         let missing: Vec<String> = [&chromium, &driver]
@@ -103,9 +113,7 @@ impl Browser {
 
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
+        let mut options = json!({
                 "binary": chromium,
                 "args": [
                     "--headless=new",
@@ -118,10 +126,16 @@ impl Browser {
                     "--no-first-run",
                     "--disable-quic",
                     "--window-size=1100,900",
+                    "--force-device-scale-factor=1",
                     format!("--user-data-dir={}", dir.path().join("profile").display()),
                 ],
-            }),
-        );
+        });
+        // chromedriver refuses perfLoggingPrefs unless performance logging is on.
+        if network_log {
+            options["perfLoggingPrefs"] = json!({ "enableNetwork": true, "enablePage": false });
+            caps.insert("goog:loggingPrefs".into(), json!({ "performance": "ALL" }));
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         let client = match ClientBuilder::new(
             hyper_util::client::legacy::connect::HttpConnector::new(),
         )
@@ -199,6 +213,76 @@ impl Browser {
         .await
     }
 
+    /// Run a DevTools protocol command (`Emulation.setDeviceMetricsOverride`, say).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let command = Cdp(json!({ "cmd": cmd, "params": params }));
+        match self.client.issue_cmd(command).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(&format!("DevTools command {cmd} failed: {e}"))
+                    .await
+            }
+        }
+    }
+
+    /// Show pages as a screen `width` × `height` CSS pixels at device pixel ratio 1 (a phone's
+    /// when `mobile`).
+    pub async fn viewport(&self, width: u32, height: u32, mobile: bool) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile }),
+        )
+        .await;
+    }
+
+    /// The DevTools network events (`{"method": "Network.…", "params": …}`) since the last
+    /// call, from chromedriver's performance log.
+    pub async fn network_events(&self) -> Vec<Value> {
+        let entries = match self.client.issue_cmd(PerformanceLog).await {
+            Ok(v) => v,
+            Err(e) => self.fail(&format!("no performance log: {e}")).await,
+        };
+        entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
+            .map(|m| m["message"].clone())
+            .filter(|m| {
+                m["method"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("Network."))
+            })
+            .collect()
+    }
+
+    /// Bytes received (headers and body, as sent) for each finished request whose resource
+    /// type is `kind` ("Image", "Document"…), by URL, from [`Browser::network_events`].
+    pub async fn received_bytes(&self, kind: &str) -> Vec<(String, u64)> {
+        let events = self.network_events().await;
+        let mut urls = std::collections::HashMap::new();
+        for e in &events {
+            if e["method"] == "Network.responseReceived" && e["params"]["type"] == kind {
+                let id = e["params"]["requestId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let url = e["params"]["response"]["url"].as_str().unwrap_or_default();
+                urls.insert(id, url.to_owned());
+            }
+        }
+        events
+            .iter()
+            .filter(|e| e["method"] == "Network.loadingFinished")
+            .filter_map(|e| {
+                let url = urls.get(e["params"]["requestId"].as_str()?)?;
+                let bytes = e["params"]["encodedDataLength"].as_f64()?;
+                // Whole bytes, as the protocol counts them.
+                Some((url.clone(), bytes as u64))
+            })
+            .collect()
+    }
+
     /// Save a screenshot as `<dir>/<test>-<label>.png` when `SIGNPOST_SCREENSHOT_DIR` is set.
     pub async fn snap(&self, label: &str) {
         if let Some(dir) = std::env::var_os("SIGNPOST_SCREENSHOT_DIR") {
@@ -233,6 +317,48 @@ impl Browser {
             "{}: {msg}\n  page: {url}\n  #status: {status}\n  screenshot: {shot}",
             self.name
         );
+    }
+}
+
+/// chromedriver's `POST /session/{id}/goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log` for the `performance` log.
+#[derive(Debug)]
+struct PerformanceLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for PerformanceLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"performance"}"#.into()))
     }
 }
 

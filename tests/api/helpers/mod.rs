@@ -69,6 +69,23 @@ pub async fn spawn_full(f: impl FnOnce(&mut Config), clock: Clock) -> TestApp {
     app
 }
 
+/// Another signpost on `app`'s bucket, reached at `endpoint` (the app's embedded store, or
+/// a proxy in front of it), with caches of its own: what a second instance sees.
+pub async fn spawn_beside(app: &TestApp, endpoint: &str, f: impl FnOnce(&mut Config)) -> TestApp {
+    let creds = signpost::store::embedded::load_credentials(&app.settings.data_dir)
+        .unwrap()
+        .expect("the store has run with this data dir");
+    let bucket = app.settings.bucket.clone();
+    spawn_with(|c| {
+        c.s3_endpoint = Some(endpoint.to_owned());
+        c.s3_bucket = Some(bucket);
+        c.access_key_id = Some(creds.access_key_id.clone());
+        c.secret_access_key = Some(creds.secret_access_key.clone());
+        f(c);
+    })
+    .await
+}
+
 pub fn client() -> awc::Client {
     awc::Client::builder()
         .timeout(Duration::from_secs(15))
@@ -156,6 +173,11 @@ impl TestApp {
         let endpoint =
             signpost::store::embedded::endpoint_url(self.s3_addr.expect("embedded store"));
         signpost::store::StoreTarget::new(&self.settings, Some(&endpoint), &creds).unwrap()
+    }
+
+    /// Image URLs as signpost makes them (no --public-base-url).
+    pub fn image_urls(&self) -> signpost::store::ImageUrls {
+        signpost::store::ImageUrls::new(std::sync::Arc::new(self.store_target()), None)
     }
 
     /// A direct S3 client for the app's embedded store (to see what the bucket holds).
