@@ -19,5 +19,6 @@ mod pages;
 mod photos;
 mod presign_api;
 mod process;
+mod scale_out;
 mod store_upload;
 mod vectors;
