@@ -352,7 +352,8 @@ impl Sweeper {
                 // Replaced while it was read: it is listed again next time.
                 Err(ConfirmError::EtagMismatch) => {}
                 Err(ConfirmError::Store(e)) if e.is_outage() => {
-                    if cp.advance(horizon, min_ms(pending, c.at_ms)) {
+                    let floor = theirs.map_or(c.at_ms, |t| t.min(c.at_ms));
+                    if cp.advance(horizon, min_ms(pending, floor)) {
                         save_logged(&self.store, &self.client, cp).await;
                     }
                     return Err(SweepError::Store(e));
@@ -395,10 +396,7 @@ impl Sweeper {
         }
 
         let watermark = cp.watermark_ms;
-        let floor = match theirs {
-            Some(t) => Some(pending.map_or(t, |p| p.min(t))),
-            None => pending,
-        };
+        let floor = theirs.map_or(pending, |t| min_ms(pending, t));
         let saved = if cp.advance(horizon, floor) || dirty || !self.absorbed.is_empty() {
             save_logged(&self.store, &self.client, cp).await
         } else {

@@ -16,9 +16,10 @@ use crate::notify::{Receiver, SECRET};
 use crate::process::Server;
 
 /// Short, so that a takeover happens within seconds.
-const TTL_SECS: &str = "3";
+const TTL_SECS: u64 = 3;
 
-fn args(rx: &Receiver, id: &str) -> Vec<String> {
+fn args(rx: &Receiver, id: &str, ttl_secs: u64) -> Vec<String> {
+    let ttl = ttl_secs.to_string();
     [
         "--notify-url",
         &rx.url,
@@ -29,7 +30,7 @@ fn args(rx: &Receiver, id: &str) -> Vec<String> {
         "--notify-sweep-secs",
         "1",
         "--instance-ttl-secs",
-        TTL_SECS,
+        &ttl,
         "--instance-id",
         id,
     ]
@@ -54,12 +55,16 @@ struct Cluster {
 
 impl Cluster {
     async fn start(rx: &Receiver, n: usize) -> Self {
+        Self::start_with_ttl(rx, n, TTL_SECS).await
+    }
+
+    async fn start_with_ttl(rx: &Receiver, n: usize, ttl_secs: u64) -> Self {
         let ids: Vec<String> = (0..n)
             .map(|i| ((b'a' + i as u8) as char).to_string())
             .collect();
         let mut dirs = Vec::new();
         let dir = tempfile::tempdir().unwrap();
-        let mut a = start(dir.path(), &args(rx, "a"), &[]);
+        let mut a = start(dir.path(), &args(rx, "a", ttl_secs), &[]);
         a.ready().await;
         let creds = signpost::store::embedded::load_credentials(dir.path())
             .unwrap()
@@ -69,7 +74,7 @@ impl Cluster {
         let mut servers = vec![("a".to_owned(), a)];
         for id in &ids[1..] {
             let dir = tempfile::tempdir().unwrap();
-            let mut more = args(rx, id);
+            let mut more = args(rx, id, ttl_secs);
             more.extend([
                 "--s3-endpoint".into(),
                 endpoint.clone(),
@@ -155,9 +160,18 @@ impl Cluster {
 
     /// SIGKILL: no heartbeat removal, no last checkpoint save.
     fn kill(&mut self, id: &str) {
+        self.stop(id, "KILL");
+    }
+
+    fn stop(&mut self, id: &str, signal: &str) {
         let at = self.servers.iter().position(|(i, _)| i == id).unwrap();
         let (id, mut s) = self.servers.remove(at);
-        s.child.kill().unwrap();
+        let sent = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(s.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
         s.child.wait().unwrap();
         self.dead.push((id, s));
     }
@@ -326,4 +340,31 @@ async fn a_killed_instances_share_is_taken_over() {
     cluster.wait_for_live().await;
     let d = deliveries(&rx);
     assert!(d.values().all(|n| *n == 1), "{d:?}");
+}
+
+/// An instance stopped with SIGTERM removes its heartbeat: the other takes its share at its
+/// next heartbeat (a third of the TTL), not once the TTL has lapsed.
+#[actix_web::test]
+async fn a_stopped_instance_hands_its_share_over_at_once() {
+    const TTL: u64 = 15;
+    let rx = Receiver::start().await;
+    let mut cluster = Cluster::start_with_ttl(&rx, 2, TTL).await;
+    let live = ["a".to_owned(), "b".to_owned()];
+    cluster.stop("b", "TERM");
+    let stopped = Instant::now();
+    let mut of_b = Vec::new();
+    let mut i = 0;
+    while of_b.len() < 2 {
+        let key = upload(cluster.server("a"), &format!("handed-{i}.png"), 5).await;
+        i += 1;
+        if owner(&live, &key) == Some("b") {
+            of_b.push(key);
+        }
+    }
+    // Its heartbeat would keep it alive for 15 s; a notices its departure within 5 s.
+    wait_all_delivered(&rx, &of_b, Duration::from_secs(TTL - 3)).await;
+    eprintln!("handover: {:?} after SIGTERM", stopped.elapsed());
+    for key in &of_b {
+        cluster.wait_logged("a", key).await;
+    }
 }
