@@ -125,7 +125,7 @@ impl Receiver {
         }
     }
 
-    fn fail(&self, on: bool) {
+    pub(crate) fn fail(&self, on: bool) {
         self.shared.failing.store(on, Ordering::SeqCst);
     }
 
@@ -902,4 +902,40 @@ async fn an_event_refused_forever_holds_nothing_back_and_is_parked_then_redelive
     sleep_ms(1_500).await;
     assert_eq!(rx.delivered_count(&poison), 1);
     assert_eq!(rx.delivered_count(&poison2), 1);
+}
+
+/// The real binary says it at error level when it parks an event.
+#[actix_web::test]
+async fn a_parked_event_is_logged_at_error_level() {
+    let rx = Receiver::start().await;
+    rx.fail(true);
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--notify-url",
+        rx.url.as_str(),
+        "--notify-secret",
+        SECRET,
+        "--notify-sweep-secs",
+        "1",
+        "--notify-dead-letter-after",
+        "2s",
+    ];
+    let mut server = crate::process::Server::start(dir.path(), &args, &[]);
+    server.ready().await;
+    let key = crate::scale_out::upload(&server, "refused.png", 4).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = server.stdout_text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("parked as a dead letter") && l.contains(&key));
+        if let Some(line) = line {
+            assert!(line.contains("ERROR"), "{line}");
+            assert!(line.contains("500"), "the last error: {line}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no dead letter logged: {log}");
+        sleep_ms(100).await;
+    }
+    assert!(rx.hits().len() >= 2, "retried before it was parked");
 }

@@ -179,7 +179,7 @@ impl Cluster {
 
 /// Sign through `server`'s API, post to the store, confirm through the API (as the page
 /// does); returns the key.
-async fn upload(server: &Server, name: &str, w: u32) -> String {
+pub(crate) async fn upload(server: &Server, name: &str, w: u32) -> String {
     let client = crate::helpers::client();
     let base = server.base();
     let file = testdata::png(w, 4);
