@@ -37,7 +37,8 @@ pub enum Command {
     Cors(CorsArgs),
     /// Diagnose the configuration: endpoint, credentials, clock, a real upload, CORS.
     Check,
-    /// Print the events signpost would deliver, as JSON lines.
+    /// Print past uploads' events (--since) as JSON lines; list the parked events
+    /// (dead-letters) or send them again (redeliver).
     Events(EventsArgs),
     /// Manage API tokens (`Authorization: Bearer …` on the JSON API).
     Token(TokenArgs),

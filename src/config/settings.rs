@@ -551,14 +551,8 @@ fn instances(c: &Config) -> Result<(String, Duration, Duration), ConfigError> {
         return err("--instance-ttl-secs must be between 2 and 600");
     }
     let dead_letter_after = super::parse_duration(&c.notify_dead_letter_after)
-        .ok()
-        .and_then(|d| d.to_std().ok())
-        .ok_or_else(|| {
-            ConfigError(format!(
-                "--notify-dead-letter-after: {:?} is not a duration like 24h, 30m or 90s",
-                c.notify_dead_letter_after
-            ))
-        })?;
+        .and_then(|d| d.to_std().map_err(|e| e.to_string()))
+        .map_err(|e| ConfigError(format!("--notify-dead-letter-after: {e}")))?;
     Ok((
         id,
         Duration::from_secs(c.instance_ttl_secs),
