@@ -2,14 +2,20 @@
 //! at or after TIME, one JSON object per line, newest first. For backfills and debugging:
 //! it is read-only (a file that fails verification is reported, not deleted) and does not
 //! touch the delivery checkpoint.
+//!
+//! `signpost events dead-letters` lists the parked events, one JSON line each;
+//! `signpost events redeliver ID|--all` sends them to `--notify-url` again, and removes each
+//! one delivered from the list.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{EventsArgs, Settings};
+use crate::config::{EventsAction, EventsArgs, Settings};
 use crate::notify::Event;
+use crate::notify::dead_letter;
+use crate::notify::delivery::Deliverer;
 use crate::store::{
     Backend, ConfirmError, ImageUrls, OnReject, S3Client, StoreError, Verifier, confirm, public_url,
 };
@@ -89,25 +95,118 @@ pub async fn write_events(
     Ok(summary)
 }
 
+/// Print every parked event to `out`, one JSON line each (its id, type, key, when it was
+/// parked, its attempts and the last error). Returns how many.
+pub async fn write_dead_letters(
+    client: &S3Client,
+    out: &mut impl Write,
+) -> Result<usize, EventsError> {
+    let mut printed = 0;
+    for id in dead_letter::ids(client).await? {
+        if let Some(parked) = dead_letter::get(client, &id).await? {
+            writeln!(out, "{}", parked.summary())?;
+            printed += 1;
+        }
+    }
+    out.flush()?;
+    Ok(printed)
+}
+
+/// What a redelivery did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Redelivered {
+    pub delivered: usize,
+    pub failed: usize,
+    /// Ids asked for that are not parked.
+    pub missing: usize,
+}
+
+/// Send the parked event `id` (or every one) again; each one the receiver takes leaves the
+/// dead letters. One line per event to `out`.
+pub async fn redeliver(
+    client: &S3Client,
+    deliverer: &Deliverer,
+    id: Option<&str>,
+    out: &mut impl Write,
+) -> Result<Redelivered, EventsError> {
+    let ids = match id {
+        Some(id) => vec![id.to_owned()],
+        None => dead_letter::ids(client).await?,
+    };
+    let mut done = Redelivered::default();
+    for id in ids {
+        let Some(parked) = dead_letter::get(client, &id).await? else {
+            writeln!(out, "{id}: no such dead letter")?;
+            done.missing += 1;
+            continue;
+        };
+        match deliverer.deliver(&parked.event).await {
+            Ok(()) => {
+                dead_letter::remove(client, &id).await?;
+                tracing::info!(event_id = %id, key = %parked.event.key, "dead letter redelivered");
+                writeln!(out, "{id}: delivered")?;
+                done.delivered += 1;
+            }
+            Err(e) => {
+                writeln!(out, "{id}: {e} (still parked)")?;
+                done.failed += 1;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(done)
+}
+
+fn connect(settings: &Settings) -> Result<Backend, ExitCode> {
+    // The public URL only matters for an embedded store bound to every address; a
+    // loopback stand-in is enough to reach it from here.
+    let site = public_url(settings, settings.bind).unwrap_or_else(|_| {
+        crate::store::embedded::endpoint_url(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+    });
+    match Backend::connect(settings, &site) {
+        Ok(backend) => Ok(backend),
+        Err(e) => {
+            eprintln!("signpost events: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn store_failed(settings: &Settings, e: &EventsError) -> ExitCode {
+    eprintln!("signpost events: {e}");
+    if settings.is_embedded() {
+        eprintln!(
+            "(with the embedded store, signpost must be running: `signpost serve` with the same --data-dir and --embedded-s3-bind)"
+        );
+    }
+    ExitCode::FAILURE
+}
+
 pub async fn run(settings: &Settings, args: &EventsArgs) -> ExitCode {
-    let since = match parse_since(&args.since) {
+    match &args.action {
+        Some(EventsAction::DeadLetters) => run_dead_letters(settings).await,
+        Some(EventsAction::Redeliver { id, .. }) => run_redeliver(settings, id.as_deref()).await,
+        None => run_since(settings, args.since.as_deref()).await,
+    }
+}
+
+async fn run_since(settings: &Settings, since: Option<&str>) -> ExitCode {
+    let Some(raw) = since else {
+        eprintln!(
+            "signpost events: give --since TIME (the events of past uploads), `dead-letters` or `redeliver ID|--all`"
+        );
+        return ExitCode::from(2);
+    };
+    let since = match parse_since(raw) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("signpost events: {e}");
             return ExitCode::from(2);
         }
     };
-    // The public URL only matters for an embedded store bound to every address; a
-    // loopback stand-in is enough to reach it from here.
-    let site = public_url(settings, settings.bind).unwrap_or_else(|_| {
-        crate::store::embedded::endpoint_url(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-    });
-    let backend = match Backend::connect(settings, &site) {
+    let backend = match connect(settings) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("signpost events: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let client = S3Client::new(backend.target.clone());
     let stdout = std::io::stdout();
@@ -131,15 +230,37 @@ pub async fn run(settings: &Settings, args: &EventsArgs) -> ExitCode {
             );
             ExitCode::FAILURE
         }
-        Err(e) => {
-            eprintln!("signpost events: {e}");
-            if settings.is_embedded() {
-                eprintln!(
-                    "(with the embedded store, signpost must be running: `signpost serve` with the same --data-dir and --embedded-s3-bind)"
-                );
-            }
-            ExitCode::FAILURE
-        }
+        Err(e) => store_failed(settings, &e),
+    }
+}
+
+async fn run_dead_letters(settings: &Settings) -> ExitCode {
+    let client = match connect(settings) {
+        Ok(b) => S3Client::new(b.target.clone()),
+        Err(code) => return code,
+    };
+    match write_dead_letters(&client, &mut std::io::stdout().lock()).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => store_failed(settings, &e),
+    }
+}
+
+async fn run_redeliver(settings: &Settings, id: Option<&str>) -> ExitCode {
+    let Some(notify) = &settings.notify else {
+        eprintln!(
+            "signpost events redeliver: set --notify-url and --notify-secret (as for `signpost serve`)"
+        );
+        return ExitCode::from(2);
+    };
+    let deliverer = Deliverer::new(notify.url.clone(), notify.secret.clone());
+    let client = match connect(settings) {
+        Ok(b) => S3Client::new(b.target.clone()),
+        Err(code) => return code,
+    };
+    match redeliver(&client, &deliverer, id, &mut std::io::stdout().lock()).await {
+        Ok(r) if r.failed == 0 && r.missing == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => store_failed(settings, &e),
     }
 }
 

@@ -121,8 +121,8 @@ async fn link_inner(settings: &Settings, args: &LinkArgs) -> Result<(), String> 
             if args.uploads == 0 {
                 return Err("--uploads must be at least 1".into());
             }
-            let lifetime =
-                links::parse_duration(&args.expires).map_err(|e| format!("--expires: {e}"))?;
+            let lifetime = crate::config::parse_duration(&args.expires)
+                .map_err(|e| format!("--expires: {e}"))?;
             let key = crate::store::links::link_key(&client, settings.identity.link_key.as_ref())
                 .await
                 .map_err(|e| e.to_string())?;

@@ -37,7 +37,8 @@ pub enum Command {
     Cors(CorsArgs),
     /// Diagnose the configuration: endpoint, credentials, clock, a real upload, CORS.
     Check,
-    /// Print the events signpost would deliver, as JSON lines.
+    /// Print past uploads' events (--since) as JSON lines; list the parked events
+    /// (dead-letters) or send them again (redeliver).
     Events(EventsArgs),
     /// Manage API tokens (`Authorization: Bearer …` on the JSON API).
     Token(TokenArgs),
@@ -127,10 +128,29 @@ pub struct CorsArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct EventsArgs {
-    /// Only objects uploaded at or after this time (RFC 3339, e.g. 2026-01-01T00:00:00Z).
+    #[command(subcommand)]
+    pub action: Option<EventsAction>,
+    /// Print the events of the objects uploaded at or after this time (RFC 3339, e.g.
+    /// 2026-01-01T00:00:00Z), without sending them.
     #[arg(long)]
-    pub since: String,
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum EventsAction {
+    /// List the parked events (dead letters), one JSON line each.
+    DeadLetters,
+    /// Send parked events again (to --notify-url); each one delivered leaves the list.
+    Redeliver {
+        /// The event's id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every parked event.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -354,6 +374,28 @@ pub struct Config {
         global = true
     )]
     pub notify_checkpoint: CheckpointArg,
+    /// How long an event may keep failing before it is parked as a dead letter (e.g. 24h,
+    /// 30m, 90s).
+    #[arg(
+        long,
+        env = "SIGNPOST_NOTIFY_DEAD_LETTER_AFTER",
+        default_value = DEFAULTS.notify_dead_letter_after,
+        global = true
+    )]
+    pub notify_dead_letter_after: String,
+    /// This instance's name among those sharing the bucket. Default: a random one per process.
+    #[arg(long, env = "SIGNPOST_INSTANCE_ID", global = true)]
+    pub instance_id: Option<String>,
+    /// Seconds after its last heartbeat an instance is taken for dead and its share of the
+    /// events taken over; hidden: the default suits production, tests shorten it.
+    #[arg(
+        long,
+        env = "SIGNPOST_INSTANCE_TTL_SECS",
+        default_value_t = DEFAULTS.instance_ttl_secs,
+        hide = true,
+        global = true
+    )]
+    pub instance_ttl_secs: u64,
     /// Seconds in-flight requests get to finish on shutdown.
     #[arg(
         long,
@@ -424,6 +466,9 @@ impl Config {
             notify_secret: None,
             notify_sweep_secs: DEFAULTS.notify_sweep_secs,
             notify_checkpoint: CheckpointArg::File,
+            notify_dead_letter_after: DEFAULTS.notify_dead_letter_after.into(),
+            instance_id: None,
+            instance_ttl_secs: DEFAULTS.instance_ttl_secs,
             shutdown_grace_secs: DEFAULTS.shutdown_grace_secs,
             log_format: LogFormat::Text,
             static_dir: DEFAULTS.static_dir.into(),

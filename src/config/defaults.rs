@@ -31,6 +31,10 @@ pub struct Defaults {
     pub s3_connect_timeout_ms: u64,
     pub s3_timeout_ms: u64,
     pub notify_sweep_secs: u64,
+    /// How long an event may keep failing before it is parked as a dead letter.
+    pub notify_dead_letter_after: &'static str,
+    /// An instance whose heartbeat is older than this is taken for dead.
+    pub instance_ttl_secs: u64,
     /// The rate limit of anonymous clients when signpost is exposed.
     pub exposed_sign_rate_per_minute: u32,
     pub shutdown_grace_secs: u64,
@@ -57,6 +61,8 @@ pub const DEFAULTS: Defaults = Defaults {
     s3_connect_timeout_ms: 1000,
     s3_timeout_ms: 3000,
     notify_sweep_secs: 30,
+    notify_dead_letter_after: "24h",
+    instance_ttl_secs: 30,
     exposed_sign_rate_per_minute: 30,
     shutdown_grace_secs: 10,
     static_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/static"),

@@ -4,11 +4,13 @@
 
 mod cli;
 mod defaults;
+mod duration;
 mod settings;
 
 pub use cli::{
-    CheckpointArg, Cli, Command, Config, CorsArgs, EventsArgs, GalleryArg, LinkAction, LinkArgs,
-    LogFormat, PresignArgs, SignatureArg, TokenAction, TokenArgs,
+    CheckpointArg, Cli, Command, Config, CorsArgs, EventsAction, EventsArgs, GalleryArg,
+    LinkAction, LinkArgs, LogFormat, PresignArgs, SignatureArg, TokenAction, TokenArgs,
 };
 pub use defaults::{DEFAULTS, Defaults};
+pub use duration::parse_duration;
 pub use settings::{ConfigError, IdentitySettings, NotifySettings, Settings, StoreSettings};

@@ -86,6 +86,14 @@ pub struct Settings {
     pub sweep_interval: Duration,
     /// Where the sweep keeps its checkpoint.
     pub checkpoint: CheckpointArg,
+    /// How long an event may keep failing before it is parked under
+    /// `.signpost/notify/dead-letter/`.
+    pub dead_letter_after: Duration,
+    /// This instance's name in `.signpost/instances/` (with the bucket checkpoint, instances
+    /// share the events by it): `--instance-id`, or random per process.
+    pub instance_id: String,
+    /// An instance whose heartbeat is older than this is taken for dead.
+    pub instance_ttl: Duration,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     /// Checked at start: the folder exists and holds the page's script and style sheet.
@@ -555,6 +563,38 @@ fn notify(c: &Config) -> Result<Option<NotifySettings>, ConfigError> {
     }
 }
 
+/// The scale-out section: the instance's name, its heartbeat's lifetime, and how long an
+/// event may fail before it is parked.
+fn instances(c: &Config) -> Result<(String, Duration, Duration), ConfigError> {
+    let id = match non_empty(c.instance_id.clone()) {
+        None => format!("{:016x}", rand::random::<u64>()),
+        Some(id) => {
+            let ok = id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+                && !id.starts_with('.');
+            if !ok {
+                return err(format!(
+                    "--instance-id: {id:?} is not a name (up to 64 letters, digits, `-`, `_` and `.`, not starting with `.`)"
+                ));
+            }
+            id
+        }
+    };
+    if !(2..=600).contains(&c.instance_ttl_secs) {
+        return err("--instance-ttl-secs must be between 2 and 600");
+    }
+    let dead_letter_after = super::parse_duration(&c.notify_dead_letter_after)
+        .and_then(|d| d.to_std().map_err(|e| e.to_string()))
+        .map_err(|e| ConfigError(format!("--notify-dead-letter-after: {e}")))?;
+    Ok((
+        id,
+        Duration::from_secs(c.instance_ttl_secs),
+        dead_letter_after,
+    ))
+}
+
 impl Settings {
     /// Validate the flags. `env_endpoint`/`env_region` are the secondary environment
     /// variables (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION), passed in so tests need no env.
@@ -592,6 +632,7 @@ impl Settings {
         if c.notify_sweep_secs == 0 {
             return err("--notify-sweep-secs must be at least 1");
         }
+        let (instance_id, instance_ttl, dead_letter_after) = instances(&c)?;
 
         Ok(Self {
             bind: c.bind,
@@ -620,6 +661,9 @@ impl Settings {
             notify,
             sweep_interval: Duration::from_secs(c.notify_sweep_secs),
             checkpoint: c.notify_checkpoint,
+            dead_letter_after,
+            instance_id,
+            instance_ttl,
             shutdown_grace: Duration::from_secs(c.shutdown_grace_secs),
             log_format: c.log_format,
             static_dir: c.static_dir,
@@ -705,6 +749,23 @@ mod tests {
         assert!(message(|c| c.public_url = Some("http://h/path".into())).contains("origin"));
         assert!(message(|c| c.acl = Some("everyone".into())).contains("canned ACL"));
         assert!(message(|c| c.notify_url = Some("http://h/".into())).contains("--notify-secret"));
+        assert!(
+            message(|c| c.notify_dead_letter_after = "soon".into())
+                .contains("--notify-dead-letter-after")
+        );
+        assert!(message(|c| c.instance_id = Some("a/b".into())).contains("--instance-id"));
+        assert!(message(|c| c.instance_ttl_secs = 1).contains("--instance-ttl-secs"));
+    }
+
+    #[test]
+    fn each_process_gets_its_own_instance_id_unless_one_is_given() {
+        let a = settings(|_| {}).unwrap();
+        let b = settings(|_| {}).unwrap();
+        assert_ne!(a.instance_id, b.instance_id);
+        let named = settings(|c| c.instance_id = Some(" web-1 ".into())).unwrap();
+        assert_eq!(named.instance_id, "web-1");
+        assert_eq!(a.dead_letter_after, Duration::from_secs(24 * 3600));
+        assert_eq!(a.instance_ttl, Duration::from_secs(30));
     }
 
     #[test]

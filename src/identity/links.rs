@@ -130,26 +130,6 @@ pub fn verify(key: &Secret, token: &str, now: DateTime<Utc>) -> Result<Link, Lin
     Ok(link)
 }
 
-/// `24h`, `30m`, `7d`, `90s`.
-pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
-    let s = s.trim();
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 24h, 30m or 7d"))?;
-    let d = match unit {
-        "s" => chrono::Duration::seconds(n),
-        "m" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
-        _ => return Err(format!("{s:?} is not a duration like 24h, 30m or 7d")),
-    };
-    if d <= chrono::Duration::zero() {
-        return Err(format!("{s:?} must be longer than nothing"));
-    }
-    Ok(d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,12 +172,5 @@ mod tests {
         let b = confirmed_key("L", 1_700_000_000_001, "u0");
         assert!(a < b);
         assert!(a.starts_with(&confirmed_prefix("L")));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("24h"), Ok(chrono::Duration::hours(24)));
-        assert_eq!(parse_duration("30s"), Ok(chrono::Duration::seconds(30)));
-        assert!(parse_duration("0h").is_err() && parse_duration("1y").is_err());
     }
 }

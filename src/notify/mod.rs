@@ -6,8 +6,10 @@
 //! - [`event`]: the event body and its stable id (pure);
 //! - [`signature`]: the `Signpost-Signature` header, and how a receiver verifies it (pure);
 //! - [`delivery`]: one HTTP attempt, and the backoff between attempts;
-//! - [`outbox`]: events that cannot be found in the bucket (deletions), queued there.
+//! - [`outbox`]: events that cannot be found in the bucket (deletions), queued there;
+//! - [`dead_letter`]: events that kept failing, parked in the bucket.
 
+pub mod dead_letter;
 pub mod delivery;
 pub mod event;
 pub mod outbox;

@@ -11,11 +11,16 @@
 //! - the **delivered set**: the ids of the events delivered for uploads at or above the
 //!   watermark, each with its upload time so that it is pruned when the watermark passes;
 //! - the **failing set**: uploads the store failed to serve, retried on every sweep whatever
-//!   the watermark, until they are verified or set aside.
+//!   the watermark, until they are verified or set aside; and the **settled** keys that left
+//!   it lately, so that an older copy of the set does not bring them back;
+//! - the **retrying set**: events the receiver refused or did not take, each with its own
+//!   backoff, so that none waits behind another, until delivered or parked as a dead letter.
 //!
 //! Every checkpoint written says only true things, so two of them merge by taking the
-//! higher watermark and the union of the sets: instances sharing the bucket checkpoint may
-//! overwrite each other, which can cause duplicates but never a loss.
+//! higher watermark and the union of the sets. With the bucket checkpoint each instance
+//! writes its own object (`.signpost/notify/<prefix>checkpoints/<instance>.json`) and
+//! reads everyone's before each sweep: no instance overwrites another's, and the one that
+//! takes over a dead instance's share finds what it delivered.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,10 +41,24 @@ pub const CHECKPOINT_FILE: &str = "notify-checkpoint.json";
 /// Largest checkpoint read back (the delivered set holds about one window of uploads).
 const MAX_CHECKPOINT_BYTES: usize = 64 * 1024 * 1024;
 
-/// The object that holds a shared checkpoint: outside the upload prefix, one per prefix.
-pub fn bucket_key(prefix: &KeyPrefix) -> String {
+/// Where the instances sharing the bucket keep their checkpoints: outside the upload
+/// prefix, one folder per prefix, one object per instance.
+pub fn bucket_dir(prefix: &KeyPrefix) -> String {
+    format!(".signpost/notify/{prefix}checkpoints/")
+}
+
+/// The checkpoint object of one instance.
+pub fn bucket_key(prefix: &KeyPrefix, instance: &str) -> String {
+    format!("{}{instance}.json", bucket_dir(prefix))
+}
+
+/// The single shared checkpoint of earlier versions: merged, then removed.
+fn legacy_key(prefix: &KeyPrefix) -> String {
     format!(".signpost/notify/{prefix}checkpoint.json")
 }
+
+/// How long a settled key is remembered (older copies of the failing set are gone by then).
+const SETTLED_FOR_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -49,17 +68,41 @@ pub struct Checkpoint {
     pub prefix: String,
     /// Uploads whose id time (Unix ms) is below this are done.
     pub watermark_ms: i64,
-    /// Event id → upload id time (Unix ms), for events delivered at or above the watermark.
+    /// Event id → upload id time (Unix ms), for events delivered (or parked as dead letters;
+    /// with events off, uploads confirmed) at or above the watermark.
     pub delivered: BTreeMap<String, i64>,
     /// Upload key → its failures so far.
     #[serde(default)]
     pub failing: BTreeMap<String, Failing>,
+    /// Upload key → when it left the failing set (Unix ms).
+    #[serde(default)]
+    pub settled: BTreeMap<String, i64>,
+    /// Event id → its delivery's retry state.
+    #[serde(default)]
+    pub retrying: BTreeMap<String, Retry>,
 }
 
 /// An upload the store failed to serve: retried on every sweep.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failing {
     pub attempts: u32,
+    pub last_error: String,
+    /// When it last failed (Unix ms).
+    #[serde(default)]
+    pub at_ms: i64,
+}
+
+/// An event whose delivery failed: attempted again from `next_ms`, parked once it has
+/// failed for `--notify-dead-letter-after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    /// What it belongs to: the upload's key, or its object in the outbox.
+    pub key: String,
+    /// The upload id's time (Unix ms); none for an event from the outbox.
+    pub upload_ms: Option<i64>,
+    pub first_failed_ms: i64,
+    pub attempts: u32,
+    pub next_ms: i64,
     pub last_error: String,
 }
 
@@ -74,6 +117,8 @@ impl Checkpoint {
             watermark_ms,
             delivered: BTreeMap::new(),
             failing: BTreeMap::new(),
+            settled: BTreeMap::new(),
+            retrying: BTreeMap::new(),
         }
     }
 
@@ -87,11 +132,48 @@ impl Checkpoint {
         self.delivered.contains_key(event_id)
     }
 
-    /// Note a delivered event of an upload made at `at_ms`.
+    /// Note a delivered (or parked) event of an upload made at `at_ms`.
     pub fn record(&mut self, event_id: String, at_ms: i64) {
+        self.retrying.remove(&event_id);
         if at_ms >= self.watermark_ms {
             self.delivered.insert(event_id, at_ms);
         }
+    }
+
+    /// Note a failed delivery of `event_id` at `now_ms`; the next attempt waits `wait`
+    /// (given the attempts so far). Returns the event's retry state.
+    pub fn retry_later(
+        &mut self,
+        event_id: &str,
+        key: &str,
+        upload_ms: Option<i64>,
+        error: String,
+        now_ms: i64,
+        wait: impl FnOnce(u32) -> std::time::Duration,
+    ) -> Retry {
+        let r = self
+            .retrying
+            .entry(event_id.to_owned())
+            .or_insert_with(|| Retry {
+                key: key.to_owned(),
+                upload_ms,
+                first_failed_ms: now_ms,
+                attempts: 0,
+                next_ms: now_ms,
+                last_error: String::new(),
+            });
+        r.attempts = r.attempts.saturating_add(1);
+        let wait_ms = i64::try_from(wait(r.attempts).as_millis()).unwrap_or(i64::MAX);
+        r.next_ms = now_ms.saturating_add(wait_ms);
+        r.last_error = error;
+        r.clone()
+    }
+
+    /// Whether `event_id` failed before and its next attempt is not due at `now_ms`.
+    pub fn is_waiting(&self, event_id: &str, now_ms: i64) -> bool {
+        self.retrying
+            .get(event_id)
+            .is_some_and(|r| r.next_ms > now_ms)
     }
 
     /// After a sweep that listed everything down to the watermark: move the watermark up to
@@ -105,24 +187,45 @@ impl Checkpoint {
             return false;
         }
         self.watermark_ms = target;
-        self.delivered.retain(|_, at| *at >= target);
+        self.forget_below_watermark();
         true
     }
 
-    /// Note a failure of the store to serve `key`; returns the attempts so far.
-    pub fn fail(&mut self, key: &str, error: String) -> u32 {
+    fn forget_below_watermark(&mut self) {
+        let w = self.watermark_ms;
+        self.delivered.retain(|_, at| *at >= w);
+        // An upload's event below the watermark was delivered, parked, or its upload is gone.
+        self.retrying
+            .retain(|_, r| r.upload_ms.is_none_or(|at| at >= w));
+    }
+
+    /// Forget the settled keys older than a day (at `now_ms`).
+    pub fn prune(&mut self, now_ms: i64) {
+        self.settled
+            .retain(|_, at| now_ms.saturating_sub(*at) < SETTLED_FOR_MS);
+    }
+
+    /// Note a failure of the store to serve `key` at `now_ms`; returns the attempts so far.
+    pub fn fail(&mut self, key: &str, error: String, now_ms: i64) -> u32 {
         let f = self.failing.entry(key.to_owned()).or_insert(Failing {
             attempts: 0,
             last_error: String::new(),
+            at_ms: now_ms,
         });
         f.attempts = f.attempts.saturating_add(1);
         f.last_error = error;
+        f.at_ms = now_ms;
+        self.settled.remove(key);
         f.attempts
     }
 
-    /// `key` needs no more retries (verified, refused, gone or set aside).
-    pub fn settle(&mut self, key: &str) -> bool {
-        self.failing.remove(key).is_some()
+    /// `key` needs no more retries (verified, refused, gone or set aside) as of `now_ms`.
+    pub fn settle(&mut self, key: &str, now_ms: i64) -> bool {
+        let was = self.failing.remove(key).is_some();
+        if was {
+            self.settled.insert(key.to_owned(), now_ms);
+        }
+        was
     }
 
     /// Combine with another true checkpoint of the same bucket and prefix.
@@ -131,14 +234,32 @@ impl Checkpoint {
         for (id, at) in &other.delivered {
             self.delivered.insert(id.clone(), *at);
         }
+        for (key, at) in &other.settled {
+            let mine = self.settled.entry(key.clone()).or_insert(*at);
+            *mine = (*mine).max(*at);
+        }
         for (key, f) in &other.failing {
             let mine = self.failing.entry(key.clone()).or_insert_with(|| f.clone());
             if f.attempts > mine.attempts {
                 *mine = f.clone();
             }
         }
-        let w = self.watermark_ms;
-        self.delivered.retain(|_, at| *at >= w);
+        // A key settled after its last failure is not failing any more, whoever still says so.
+        let settled = &self.settled;
+        self.failing
+            .retain(|key, f| settled.get(key).is_none_or(|at| *at < f.at_ms));
+        for (id, r) in &other.retrying {
+            let mine = self.retrying.entry(id.clone()).or_insert_with(|| r.clone());
+            if r.attempts > mine.attempts {
+                let first = mine.first_failed_ms.min(r.first_failed_ms);
+                *mine = r.clone();
+                mine.first_failed_ms = first;
+            }
+        }
+        // A delivered event is done, whoever still retries it.
+        let delivered = &self.delivered;
+        self.retrying.retain(|id, _| !delivered.contains_key(id));
+        self.forget_below_watermark();
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -174,39 +295,78 @@ pub enum CheckpointError {
 pub enum CheckpointStore {
     /// A JSON file, written atomically (temp file, fsync, rename, fsync of the directory).
     File(PathBuf),
-    /// An object in the bucket, shared by every instance.
-    Bucket(String),
+    /// Objects in the bucket: this instance's (`own`) among those of every instance in
+    /// `dir`, all read before every sweep; `legacy` is the single object of earlier versions.
+    Bucket {
+        dir: String,
+        own: String,
+        legacy: String,
+    },
+}
+
+/// A checkpoint read back, and where from.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub checkpoint: Checkpoint,
+    /// The object (bucket checkpoints only).
+    pub key: Option<String>,
+    /// The instance that wrote it; `None` for a file or the object of earlier versions.
+    pub instance: Option<String>,
 }
 
 impl CheckpointStore {
     pub fn new(settings: &Settings, kind: CheckpointArg) -> Self {
         match kind {
             CheckpointArg::File => Self::File(settings.data_dir.join(CHECKPOINT_FILE)),
-            CheckpointArg::Bucket => Self::Bucket(bucket_key(&settings.prefix)),
+            CheckpointArg::Bucket => Self::Bucket {
+                dir: bucket_dir(&settings.prefix),
+                own: bucket_key(&settings.prefix, &settings.instance_id),
+                legacy: legacy_key(&settings.prefix),
+            },
         }
     }
 
     /// Whether other instances may write it too (then it is re-read before every sweep).
     pub fn is_shared(&self) -> bool {
-        matches!(self, Self::Bucket(_))
+        matches!(self, Self::Bucket { .. })
     }
 
     pub fn describe(&self) -> String {
         match self {
             Self::File(p) => format!("file {}", p.display()),
-            Self::Bucket(k) => format!("bucket object {k}"),
+            Self::Bucket { own, .. } => format!("bucket object {own}"),
         }
     }
 
-    fn parse(&self, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+    fn parse(&self, place: &str, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
         serde_json::from_slice(bytes).map_err(|e| CheckpointError::Corrupt {
-            place: self.describe(),
+            place: place.to_owned(),
             detail: e.to_string(),
         })
     }
 
-    /// `Ok(None)`: there is none yet.
-    pub async fn load(&self, client: &S3Client) -> Result<Option<Checkpoint>, CheckpointError> {
+    async fn get(
+        &self,
+        client: &S3Client,
+        key: &str,
+    ) -> Result<Option<Checkpoint>, CheckpointError> {
+        match client
+            .get(key, MAX_CHECKPOINT_BYTES)
+            .await
+            .map_err(|source| CheckpointError::Store {
+                action: "read",
+                key: key.to_owned(),
+                source,
+            })? {
+            Some(bytes) => self
+                .parse(&format!("bucket object {key}"), &bytes)
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every checkpoint there is: none yet, the file, or each instance's object.
+    pub async fn load(&self, client: &S3Client) -> Result<Vec<Found>, CheckpointError> {
         match self {
             Self::File(path) => {
                 let path = path.clone();
@@ -221,8 +381,12 @@ impl CheckpointStore {
                     source: std::io::Error::other(e.to_string()),
                 })?;
                 match read {
-                    Ok(bytes) => self.parse(&bytes).map(Some),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Ok(bytes) => Ok(vec![Found {
+                        checkpoint: self.parse(&self.describe(), &bytes)?,
+                        key: None,
+                        instance: None,
+                    }]),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
                     Err(source) => Err(CheckpointError::Io {
                         action: "read",
                         path,
@@ -230,18 +394,41 @@ impl CheckpointStore {
                     }),
                 }
             }
-            Self::Bucket(key) => {
-                match client
-                    .get(key, MAX_CHECKPOINT_BYTES)
-                    .await
-                    .map_err(|source| CheckpointError::Store {
-                        action: "read",
-                        key: key.clone(),
+            Self::Bucket { dir, legacy, .. } => {
+                let listing = client.list(dir, None, 1000).await.map_err(|source| {
+                    CheckpointError::Store {
+                        action: "list",
+                        key: dir.clone(),
                         source,
-                    })? {
-                    Some(bytes) => self.parse(&bytes).map(Some),
-                    None => Ok(None),
+                    }
+                })?;
+                let mut found = Vec::new();
+                for o in listing.objects {
+                    let Some(instance) = o
+                        .key
+                        .strip_prefix(dir.as_str())
+                        .and_then(|k| k.strip_suffix(".json"))
+                        .map(str::to_owned)
+                    else {
+                        continue;
+                    };
+                    // Gone since the listing: its instance's successor has it.
+                    if let Some(checkpoint) = self.get(client, &o.key).await? {
+                        found.push(Found {
+                            checkpoint,
+                            key: Some(o.key),
+                            instance: Some(instance),
+                        });
+                    }
                 }
+                if let Some(checkpoint) = self.get(client, legacy).await? {
+                    found.push(Found {
+                        checkpoint,
+                        key: Some(legacy.clone()),
+                        instance: None,
+                    });
+                }
+                Ok(found)
             }
         }
     }
@@ -261,12 +448,12 @@ impl CheckpointStore {
                         source,
                     })
             }
-            Self::Bucket(key) => client
-                .put(key, Bytes::from(bytes), "application/json")
+            Self::Bucket { own, .. } => client
+                .put(own, Bytes::from(bytes), "application/json")
                 .await
                 .map_err(|source| CheckpointError::Store {
                     action: "write",
-                    key: key.clone(),
+                    key: own.clone(),
                     source,
                 }),
         }
@@ -357,6 +544,64 @@ mod tests {
     }
 
     #[test]
+    fn a_settled_key_stays_settled_whoever_still_has_it_failing() {
+        let mut owner = Checkpoint::fresh("b", &prefix(), 0);
+        owner.fail("uploads/k", "boom".into(), 100);
+        // Another instance merged it while it was failing.
+        let mut copy = Checkpoint::fresh("b", &prefix(), 0);
+        copy.merge(&owner);
+        assert!(copy.failing.contains_key("uploads/k"));
+        // The owner settles it; the copy does not bring it back...
+        assert!(owner.settle("uploads/k", 200));
+        owner.merge(&copy);
+        assert!(owner.failing.is_empty(), "{owner:?}");
+        // ...and learns it is settled.
+        copy.merge(&owner);
+        assert!(copy.failing.is_empty());
+        // A failure after the settlement counts again.
+        owner.fail("uploads/k", "again".into(), 300);
+        copy.merge(&owner);
+        assert_eq!(copy.failing["uploads/k"].last_error, "again");
+        // Settled keys are forgotten after a day.
+        owner.prune(200 + SETTLED_FOR_MS);
+        assert!(owner.settled.is_empty());
+    }
+
+    #[test]
+    fn retry_states_merge_and_end_with_the_delivery() {
+        let mut a = Checkpoint::fresh("b", &prefix(), 1_000);
+        let wait = |n: u32| std::time::Duration::from_millis(100 * u64::from(n));
+        let r = a.retry_later("e1", "uploads/k", Some(1_500), "400".into(), 10_000, wait);
+        assert_eq!(
+            (r.attempts, r.first_failed_ms, r.next_ms),
+            (1, 10_000, 10_100)
+        );
+        assert!(a.is_waiting("e1", 10_050));
+        assert!(!a.is_waiting("e1", 10_100));
+        let r = a.retry_later("e1", "uploads/k", Some(1_500), "500".into(), 10_200, wait);
+        assert_eq!(
+            (r.attempts, r.first_failed_ms, r.next_ms),
+            (2, 10_000, 10_400)
+        );
+
+        let mut b = Checkpoint::fresh("b", &prefix(), 1_000);
+        b.merge(&a);
+        assert_eq!(b.retrying["e1"].attempts, 2);
+        // Delivered by b: a's copy of the retry state goes when a merges b's checkpoint.
+        b.record("e1".into(), 1_500);
+        assert!(b.retrying.is_empty());
+        a.merge(&b);
+        assert!(a.retrying.is_empty() && a.is_delivered("e1"));
+
+        // An upload's retry state goes when the watermark passes it; an outbox event's stays.
+        a.retry_later("e2", "uploads/j", Some(1_200), "x".into(), 1, wait);
+        a.retry_later("e3", ".signpost/outbox/e3.json", None, "x".into(), 1, wait);
+        assert!(a.advance(1_300, None));
+        assert!(!a.retrying.contains_key("e2"));
+        assert!(a.retrying.contains_key("e3"));
+    }
+
+    #[test]
     fn it_round_trips_and_knows_what_it_is_about() {
         let mut cp = Checkpoint::fresh("bucket", &prefix(), 42);
         cp.record("abc".into(), 50);
@@ -366,8 +611,8 @@ mod tests {
         assert!(!back.is_for("other", &prefix()));
         assert!(!back.is_for("bucket", &KeyPrefix::parse("img/").unwrap()));
         assert_eq!(
-            bucket_key(&prefix()),
-            ".signpost/notify/uploads/checkpoint.json"
+            bucket_key(&prefix(), "web-1"),
+            ".signpost/notify/uploads/checkpoints/web-1.json"
         );
     }
 

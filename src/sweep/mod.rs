@@ -11,32 +11,37 @@
 
 pub mod backfill;
 pub mod checkpoint;
+pub mod members;
 pub mod scan;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Retry};
+use members::Members;
 use scan::{Batch, Candidate, MAX_BATCH, Scanner, horizon_ms};
 
 use crate::config::Settings;
+use crate::notify::dead_letter::{self, Parked};
 use crate::notify::delivery::{Deliverer, DeliveryError, backoff};
 use crate::notify::outbox::OUTBOX_PREFIX;
 use crate::notify::{Event, event_id};
+use crate::policy::time::iso8601_millis;
 use crate::store::records::INTERNAL_PREFIX;
 use crate::store::{
-    ConfirmError, Confirmed, ImageUrls, OnReject, S3Client, StoreError, StoreTarget, Verifier,
-    confirm,
+    ConfirmError, ImageUrls, OnReject, S3Client, StoreError, StoreTarget, Verifier, confirm,
 };
 use crate::upload::{Clock, ObjectKey};
 
 /// Store errors on one object before it is set aside (logged at error level, with a marker
 /// under `.signpost/set-aside/`; it gets no record and no event).
 pub const MAX_ATTEMPTS: u32 = 5;
+/// Deliveries in a row that find no receiver (unreachable, or no answer in time) before a
+/// pass stops delivering: the receiver is down, and the sweep backs off.
+const DOWN_AFTER: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -54,10 +59,35 @@ pub enum SweepError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Swept {
-    /// Everything found was handled: wait for a wake-up or the interval.
+    /// Everything found was handled: wait for a wake-up, the interval, or the next retry.
     Idle,
     /// More uploads wait than one sweep takes: sweep again at once.
     More,
+}
+
+/// Which uploads (and queued events) this instance handles in a pass.
+#[derive(Debug, Clone)]
+enum Share {
+    /// All of them: a private checkpoint, or no other instance.
+    All,
+    /// Its share among the live instances (rendezvous hashing).
+    Of { me: String, live: Vec<String> },
+}
+
+impl Share {
+    fn owns(&self, key: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Of { me, live } => members::owner(live, key) == Some(me.as_str()),
+        }
+    }
+
+    fn is_live(&self, instance: &str) -> bool {
+        match self {
+            Self::All => false,
+            Self::Of { live, .. } => live.iter().any(|i| i == instance),
+        }
+    }
 }
 
 /// What the sweep needs, owned by its (local, `!Send`) task.
@@ -71,20 +101,34 @@ pub struct Sweeper {
     pub verifier: Verifier,
     pub clock: Clock,
     pub window: Duration,
-    /// Uploads this sweep confirmed, key → ETag: skipped while their ETag stays the same.
-    confirmed: HashMap<String, (String, i64)>,
+    /// With the bucket checkpoint: the instances sharing the bucket, each handling its share.
+    pub members: Option<Members>,
+    /// How long an event may keep failing before it is parked as a dead letter.
+    pub dead_letter_after: Duration,
+    /// Checkpoints of instances that are gone, merged into ours: removed once ours is saved.
+    absorbed: Vec<String>,
+    /// When the soonest retry of a failed delivery of ours is due (Unix ms).
+    next_retry_ms: Option<i64>,
 }
 
-async fn save_logged(store: &CheckpointStore, client: &S3Client, cp: &Checkpoint) {
-    if let Err(e) = store.save(client, cp).await {
-        // The sweep goes on; a restart before the next good save repeats some of its work.
-        tracing::error!(error = %e, "cannot save the sweep checkpoint");
+async fn save_logged(store: &CheckpointStore, client: &S3Client, cp: &Checkpoint) -> bool {
+    match store.save(client, cp).await {
+        Ok(()) => true,
+        Err(e) => {
+            // The sweep goes on; a restart before the next good save repeats some of its work.
+            tracing::error!(error = %e, "cannot save the sweep checkpoint");
+            false
+        }
     }
 }
 
 /// Where an upload that could not be read is set aside.
 pub fn set_aside_key(key: &str) -> String {
     format!("{INTERNAL_PREFIX}set-aside/{key}.json")
+}
+
+fn min_ms(a: Option<i64>, b: i64) -> Option<i64> {
+    Some(a.map_or(b, |a| a.min(b)))
 }
 
 impl Sweeper {
@@ -106,30 +150,58 @@ impl Sweeper {
             verifier,
             clock,
             window,
-            confirmed: HashMap::new(),
+            members: None,
+            dead_letter_after: Duration::from_secs(24 * 3600),
+            absorbed: Vec::new(),
+            next_retry_ms: None,
         }
     }
 
+    /// How long until the soonest retry of a failed delivery, if one waits.
+    pub fn next_retry_in(&self) -> Option<Duration> {
+        let at = self.next_retry_ms?;
+        let ms = at
+            .saturating_sub(self.clock.now().timestamp_millis())
+            .max(0);
+        Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+    }
+
     /// Read the checkpoint: once for a private one, before every sweep for a shared one
-    /// (merged with ours). With none, start at the horizon and save that at once, so that
-    /// a restart does not skip what landed meanwhile.
-    async fn load(&mut self, horizon: i64) -> Result<(), CheckpointError> {
+    /// (every instance's, merged with ours). With none, start at the horizon and save that
+    /// at once, so that a restart does not skip what landed meanwhile.
+    async fn load(&mut self, horizon: i64, share: &Share) -> Result<(), CheckpointError> {
         if self.checkpoint.is_some() && !self.store.is_shared() {
             return Ok(());
         }
         let prefix = &self.verifier.prefix;
-        let loaded = self.store.load(&self.client).await?.filter(|cp| {
-            let ours = cp.is_for(&self.bucket, prefix);
-            if !ours {
+        let mut loaded: Option<Checkpoint> = None;
+        self.absorbed.clear();
+        for found in self.store.load(&self.client).await? {
+            let cp = found.checkpoint;
+            if !cp.is_for(&self.bucket, prefix) {
                 tracing::warn!(
-                    checkpoint = %self.store.describe(),
+                    checkpoint = %found.key.as_deref().map_or_else(|| self.store.describe(), str::to_owned),
                     its_bucket = %cp.bucket,
                     its_prefix = %cp.prefix,
-                    "the sweep checkpoint is for another bucket or prefix; starting afresh"
+                    "a sweep checkpoint is for another bucket or prefix; ignored"
                 );
+                continue;
             }
-            ours
-        });
+            // Another instance's, which is gone (or the single one of earlier versions):
+            // ours takes over what it says.
+            if let Some(key) = found.key
+                && self.store.is_shared()
+                && found.instance.as_deref().is_none_or(|i| {
+                    !share.is_live(i) && self.members.as_ref().is_none_or(|m| m.id() != i)
+                })
+            {
+                self.absorbed.push(key);
+            }
+            match &mut loaded {
+                Some(all) => all.merge(&cp),
+                None => loaded = Some(cp),
+            }
+        }
         match (&mut self.checkpoint, loaded) {
             (Some(mine), Some(theirs)) => mine.merge(&theirs),
             (Some(_), None) => {}
@@ -158,29 +230,47 @@ impl Sweeper {
 
     /// One pass. On an error the checkpoint keeps what was done before it.
     pub async fn sweep(&mut self) -> Result<Swept, SweepError> {
+        let share = match &self.members {
+            None => Share::All,
+            Some(m) => match m.live() {
+                Some(live) => Share::Of {
+                    me: m.id().to_owned(),
+                    live,
+                },
+                // Until this instance's heartbeat is known fresh, the others may hold its
+                // share: the heartbeat wakes the sweep.
+                None => return Ok(Swept::Idle),
+            },
+        };
         // Taken before listing: anything that lands later was signed after `horizon`.
         let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
         let horizon = horizon_ms(now, self.window);
-        self.load(horizon).await?;
+        self.load(horizon, &share).await?;
         let Some(cp) = self.checkpoint.as_mut() else {
             return Ok(Swept::Idle);
         };
+        cp.prune(now_ms);
         let prefix = self.verifier.prefix.clone();
 
         let mut batch = Batch::new(MAX_BATCH);
+        // The oldest upload of another instance's share that is not done yet: the watermark
+        // may not pass it (if that instance dies, its successor finds it above).
+        let mut theirs: Option<i64> = None;
         let mut scanner = Scanner::new(&self.client, &prefix, now, cp.watermark_ms);
         while let Some(page) = scanner.next_page().await? {
             for c in page {
-                let etag = c.listed_etag.as_deref();
-                let known = etag.is_some_and(|etag| match &self.deliverer {
-                    Some(_) => cp.is_delivered(&event_id(c.key.as_str(), etag)),
-                    None => self
-                        .confirmed
-                        .get(c.key.as_str())
-                        .is_some_and(|(e, _)| e == etag),
-                });
-                if !known {
+                let done = c
+                    .listed_etag
+                    .as_deref()
+                    .is_some_and(|etag| cp.is_delivered(&event_id(c.key.as_str(), etag)));
+                if done {
+                    continue;
+                }
+                if share.owns(c.key.as_str()) {
                     batch.push(c);
+                } else if !cp.failing.contains_key(c.key.as_str()) {
+                    theirs = min_ms(theirs, c.at_ms);
                 }
             }
         }
@@ -188,6 +278,7 @@ impl Sweeper {
         let mut retries: Vec<Candidate> = cp
             .failing
             .keys()
+            .filter(|k| share.owns(k))
             .filter_map(|k| ObjectKey::parse(&prefix, k))
             .filter(|k| !batch.contains(k.as_str()))
             .map(|key| Candidate {
@@ -198,51 +289,85 @@ impl Sweeper {
             .collect();
         retries.sort_by_key(|c| c.at_ms);
 
-        let mut delivery_failure = None;
+        let mut delivery = self.deliverer.as_ref().map(|d| Delivery {
+            deliverer: d,
+            client: &self.client,
+            dead_letter_after_ms: i64::try_from(self.dead_letter_after.as_millis())
+                .unwrap_or(i64::MAX),
+            unreachable: 0,
+            down: None,
+        });
         let mut pending = batch.dropped_floor_ms();
+        let mut dirty = !retries.is_empty();
+        // Events that failed before and are due again: after the new ones, so that an event
+        // the receiver keeps refusing delays no other.
+        let mut again: Vec<(Event, i64)> = Vec::new();
         for c in retries.iter().chain(batch.oldest_first()) {
+            // Waiting for its next attempt: no need to read the upload again before then.
+            if let Some(etag) = &c.listed_etag
+                && cp.is_waiting(&event_id(c.key.as_str(), etag), now_ms)
+            {
+                pending = min_ms(pending, c.at_ms);
+                continue;
+            }
             match confirm(&self.client, &self.verifier, &c.key, None, OnReject::Delete).await {
                 Ok(confirmed) => {
-                    cp.settle(c.key.as_str());
-                    self.confirmed
-                        .insert(c.key.as_str().to_owned(), (confirmed.etag.clone(), c.at_ms));
-                    let Some(deliverer) = &self.deliverer else {
+                    let Some(delivery) = delivery.as_mut() else {
+                        cp.settle(c.key.as_str(), now_ms);
+                        cp.record(event_id(c.key.as_str(), &confirmed.etag), c.at_ms);
+                        dirty = true;
                         continue;
                     };
-                    if delivery_failure.is_some() {
-                        // The receiver is failing: the rest waits for the next sweep.
-                        pending = Some(pending.map_or(c.at_ms, |p| p.min(c.at_ms)));
+                    let event = Event::new(
+                        &self.bucket,
+                        &confirmed,
+                        delivery.deliverer.thumbnail_links(&confirmed),
+                    );
+                    if cp.is_delivered(&event.id) {
+                        cp.settle(c.key.as_str(), now_ms);
                         continue;
                     }
-                    if let Err(e) = deliver(deliverer, cp, &self.bucket, &confirmed, c.at_ms).await
+                    if cp.is_waiting(&event.id, now_ms) {
+                        pending = min_ms(pending, c.at_ms);
+                        continue;
+                    }
+                    if cp.retrying.contains_key(&event.id) {
+                        again.push((event, c.at_ms));
+                        continue;
+                    }
+                    if delivery
+                        .attempt(cp, &event, &event.key, Some(c.at_ms), now_ms)
+                        .await
                     {
-                        pending = Some(pending.map_or(c.at_ms, |p| p.min(c.at_ms)));
-                        delivery_failure = Some(e);
-                        continue;
+                        cp.settle(c.key.as_str(), now_ms);
+                        save_logged(&self.store, &self.client, cp).await;
+                    } else {
+                        pending = min_ms(pending, c.at_ms);
+                        dirty = true;
                     }
-                    save_logged(&self.store, &self.client, cp).await;
                 }
                 // Gone since the listing: there is nothing to confirm.
                 Err(ConfirmError::NotFound) => {
-                    cp.settle(c.key.as_str());
+                    cp.settle(c.key.as_str(), now_ms);
                     tracing::debug!(key = %c.key, "listed upload is gone");
                 }
                 Err(ConfirmError::Rejected { reason, deleted }) => {
-                    cp.settle(c.key.as_str());
+                    cp.settle(c.key.as_str(), now_ms);
                     tracing::warn!(key = %c.key, %reason, deleted, "upload failed verification; no event");
                 }
                 // Replaced while it was read: it is listed again next time.
                 Err(ConfirmError::EtagMismatch) => {}
                 Err(ConfirmError::Store(e)) if e.is_outage() => {
-                    if cp.advance(horizon, Some(pending.map_or(c.at_ms, |p| p.min(c.at_ms)))) {
+                    let floor = theirs.map_or(c.at_ms, |t| t.min(c.at_ms));
+                    if cp.advance(horizon, min_ms(pending, floor)) {
                         save_logged(&self.store, &self.client, cp).await;
                     }
                     return Err(SweepError::Store(e));
                 }
                 Err(ConfirmError::Store(e)) => {
-                    let attempts = cp.fail(c.key.as_str(), e.to_string());
+                    let attempts = cp.fail(c.key.as_str(), e.to_string(), now_ms);
                     if attempts >= MAX_ATTEMPTS {
-                        set_aside(&self.client, cp, &c.key, attempts, &e).await;
+                        set_aside(&self.client, cp, &c.key, attempts, &e, now_ms).await;
                     } else {
                         tracing::warn!(key = %c.key, error = %e, attempts, "cannot read an upload; retrying on the next sweeps");
                     }
@@ -254,22 +379,53 @@ impl Sweeper {
             }
         }
 
-        if delivery_failure.is_none()
-            && let Some(deliverer) = &self.deliverer
-            && let Err(e) = deliver_outbox(&self.client, deliverer).await
-        {
-            delivery_failure = Some(e);
+        if let Some(delivery) = delivery.as_mut() {
+            for (event, at_ms) in &again {
+                if delivery
+                    .attempt(cp, event, &event.key, Some(*at_ms), now_ms)
+                    .await
+                {
+                    cp.settle(&event.key, now_ms);
+                    save_logged(&self.store, &self.client, cp).await;
+                } else {
+                    pending = min_ms(pending, *at_ms);
+                }
+            }
+            dirty |= !again.is_empty();
+            match deliver_outbox(delivery, cp, &share, now_ms).await {
+                Ok(changed) => dirty |= changed,
+                Err(e) => {
+                    save_logged(&self.store, &self.client, cp).await;
+                    return Err(SweepError::Store(e));
+                }
+            }
         }
 
         let watermark = cp.watermark_ms;
-        if cp.advance(horizon, pending) || !retries.is_empty() {
-            save_logged(&self.store, &self.client, cp).await;
+        let floor = theirs.map_or(pending, |t| min_ms(pending, t));
+        let saved = if cp.advance(horizon, floor) || dirty || !self.absorbed.is_empty() {
+            save_logged(&self.store, &self.client, cp).await
+        } else {
+            true
+        };
+        if saved {
+            for key in self.absorbed.drain(..) {
+                // Its content is in ours now.
+                if let Err(e) = self.client.delete(&key).await {
+                    tracing::debug!(%key, error = %e, "cannot remove a gone instance's checkpoint");
+                }
+            }
         }
         if cp.watermark_ms != watermark {
-            let w = cp.watermark_ms;
-            self.confirmed.retain(|_, (_, at)| *at >= w);
+            tracing::debug!(watermark_ms = cp.watermark_ms, "sweep watermark advanced");
         }
-        match delivery_failure {
+        self.next_retry_ms = cp
+            .retrying
+            .values()
+            .filter(|r| share.owns(&r.key))
+            .map(|r| r.next_ms)
+            .min();
+        match delivery.and_then(|d| d.down) {
             Some(e) => Err(e),
             None if batch.dropped_floor_ms().is_some() => Ok(Swept::More),
             None => Ok(Swept::Idle),
@@ -277,42 +433,143 @@ impl Sweeper {
     }
 }
 
-/// Deliver the event of a confirmed upload, unless it already was.
-async fn deliver(
-    deliverer: &Deliverer,
-    cp: &mut Checkpoint,
-    bucket: &str,
-    confirmed: &Confirmed,
-    at_ms: i64,
-) -> Result<(), SweepError> {
-    // Built for each attempt, so its thumbnails' URLs are freshly signed.
-    let event = Event::new(bucket, confirmed, deliverer.thumbnail_links(confirmed));
-    if cp.is_delivered(&event.id) {
-        return Ok(());
+/// The deliveries of one pass.
+struct Delivery<'a> {
+    deliverer: &'a Deliverer,
+    client: &'a S3Client,
+    dead_letter_after_ms: i64,
+    /// Deliveries in a row that found no receiver.
+    unreachable: u32,
+    /// Set once [`DOWN_AFTER`] deliveries in a row found no receiver: the pass delivers no
+    /// more, and the sweep backs off.
+    down: Option<SweepError>,
+}
+
+impl Delivery<'_> {
+    /// Attempt `event` (unless the receiver is down); `retry_key` is what its retry state
+    /// belongs to (the upload, or its object in the outbox). Returns whether it is done:
+    /// delivered, or parked as a dead letter.
+    async fn attempt(
+        &mut self,
+        cp: &mut Checkpoint,
+        event: &Event,
+        retry_key: &str,
+        upload_ms: Option<i64>,
+        now_ms: i64,
+    ) -> bool {
+        if self.down.is_some() {
+            return false;
+        }
+        let error = match self.deliverer.deliver(event).await {
+            Ok(()) => {
+                self.unreachable = 0;
+                tracing::info!(event_id = %event.id, key = %event.key, "event delivered");
+                cp.record(event.id.clone(), upload_ms.unwrap_or(now_ms));
+                return true;
+            }
+            Err(e) => e,
+        };
+        let retry = cp.retry_later(
+            &event.id,
+            retry_key,
+            upload_ms,
+            error.to_string(),
+            now_ms,
+            |attempts| backoff(attempts, rand::random::<f64>()),
+        );
+        if now_ms.saturating_sub(retry.first_failed_ms) >= self.dead_letter_after_ms {
+            match park(self.client, event, &retry, now_ms).await {
+                Ok(()) => {
+                    cp.record(event.id.clone(), upload_ms.unwrap_or(now_ms));
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(event_id = %event.id, error = %e, "cannot park an event as a dead letter; it is retried");
+                }
+            }
+        } else {
+            let retry_in_ms = retry.next_ms.saturating_sub(now_ms);
+            tracing::warn!(event_id = %event.id, key = %event.key, error = %error, attempts = retry.attempts, retry_in_ms, "delivery failed; retrying");
+        }
+        if matches!(
+            error,
+            DeliveryError::Unreachable { .. } | DeliveryError::Timeout { .. }
+        ) {
+            self.unreachable += 1;
+            if self.unreachable >= DOWN_AFTER {
+                self.down = Some(SweepError::Delivery {
+                    event_id: event.id.clone(),
+                    key: event.key.clone(),
+                    source: error,
+                });
+            }
+        } else {
+            // The receiver answers: it refuses this event, not every event.
+            self.unreachable = 0;
+        }
+        false
     }
-    send(deliverer, &event).await?;
-    cp.record(event.id, at_ms);
+}
+
+/// Park `event` under `.signpost/notify/dead-letter/` and say so at error level.
+async fn park(
+    client: &S3Client,
+    event: &Event,
+    retry: &Retry,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, iso8601_millis)
+    };
+    let parked = Parked {
+        id: event.id.clone(),
+        parked_at: at(now_ms),
+        first_failed_at: at(retry.first_failed_ms),
+        attempts: retry.attempts,
+        last_error: retry.last_error.clone(),
+        event: event.clone(),
+    };
+    dead_letter::park(client, &parked).await?;
+    tracing::error!(
+        event_id = %event.id,
+        key = %event.key,
+        attempts = retry.attempts,
+        first_failed_at = %parked.first_failed_at,
+        last_error = %retry.last_error,
+        "an event kept failing; it is parked as a dead letter (`signpost events dead-letters`, `signpost events redeliver`)"
+    );
     Ok(())
 }
 
-async fn send(deliverer: &Deliverer, event: &Event) -> Result<(), SweepError> {
-    deliverer
-        .deliver(event)
-        .await
-        .map_err(|source| SweepError::Delivery {
-            event_id: event.id.clone(),
-            key: event.key.clone(),
-            source,
-        })?;
-    tracing::info!(event_id = %event.id, key = %event.key, "event delivered");
-    Ok(())
-}
-
-/// Deliver the events waiting in the outbox (deletions: the sweep cannot see them in the
-/// bucket), and remove each once it is delivered.
-async fn deliver_outbox(client: &S3Client, deliverer: &Deliverer) -> Result<(), SweepError> {
+/// Deliver this instance's share of the events waiting in the outbox (deletions: the sweep
+/// cannot see them in the bucket), and remove each once it is delivered or parked. Returns
+/// whether the checkpoint changed.
+async fn deliver_outbox(
+    delivery: &mut Delivery<'_>,
+    cp: &mut Checkpoint,
+    share: &Share,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let client = delivery.client;
     let waiting = client.list(OUTBOX_PREFIX, None, 100).await?;
+    let before = cp.retrying.len();
+    if !waiting.truncated {
+        // The retry state of an event that left the outbox is of no more use.
+        cp.retrying
+            .retain(|_, r| r.upload_ms.is_some() || waiting.objects.iter().any(|o| o.key == r.key));
+    }
+    let mut changed = cp.retrying.len() != before;
     for o in waiting.objects {
+        if delivery.down.is_some() {
+            break;
+        }
+        let waits = cp
+            .retrying
+            .values()
+            .any(|r| r.key == o.key && r.next_ms > now_ms);
+        if !share.owns(&o.key) || waits {
+            continue;
+        }
         let Some(bytes) = client.get(&o.key, 64 * 1024).await? else {
             continue;
         };
@@ -321,10 +578,12 @@ async fn deliver_outbox(client: &S3Client, deliverer: &Deliverer) -> Result<(), 
             client.delete(&o.key).await?;
             continue;
         };
-        send(deliverer, &event).await?;
-        client.delete(&o.key).await?;
+        changed = true;
+        if delivery.attempt(cp, &event, &o.key, None, now_ms).await {
+            client.delete(&o.key).await?;
+        }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Stop retrying an upload the store keeps failing to serve: it is logged, marked under
@@ -335,6 +594,7 @@ async fn set_aside(
     key: &ObjectKey,
     attempts: u32,
     error: &StoreError,
+    now_ms: i64,
 ) {
     tracing::error!(key = %key, attempts, error = %error, "an upload keeps failing to be read; it is set aside (no record, no event)");
     let marker = serde_json::json!({
@@ -349,7 +609,7 @@ async fn set_aside(
         .await
     {
         Ok(()) => {
-            cp.settle(key.as_str());
+            cp.settle(key.as_str(), now_ms);
         }
         Err(e) => {
             tracing::warn!(key = %key, error = %e, "cannot mark an upload as set aside; it stays on the retry list");
@@ -357,7 +617,8 @@ async fn set_aside(
     }
 }
 
-/// The sweep's loop: at once, then on every wake-up (a confirmed upload) or `interval`;
+/// The sweep's loop: at once, then on every wake-up (a confirmed upload, a change of the
+/// instances sharing the bucket), on `interval`, or when a failed delivery is due again;
 /// after a failure, again after an exponential backoff (wake-ups wait for it).
 pub async fn run(mut sweeper: Sweeper, wake: Arc<Notify>, interval: Duration) {
     let mut failures: u32 = 0;
@@ -369,9 +630,12 @@ pub async fn run(mut sweeper: Sweeper, wake: Arc<Notify>, interval: Duration) {
             }
             Ok(Swept::Idle) => {
                 failures = 0;
+                let wait = sweeper
+                    .next_retry_in()
+                    .map_or(interval, |d| d.clamp(Duration::from_millis(100), interval));
                 tokio::select! {
                     () = wake.notified() => {}
-                    () = actix_web::rt::time::sleep(interval) => {}
+                    () = actix_web::rt::time::sleep(wait) => {}
                 }
             }
             Err(e) => {
@@ -389,9 +653,37 @@ pub async fn run(mut sweeper: Sweeper, wake: Arc<Notify>, interval: Duration) {
     }
 }
 
-/// Start the sweep (and, on the first start, the backfill) as local tasks (awc is `!Send`)
-/// with their own S3 and HTTP clients; `wake` starts a sweep at once. The caller aborts
-/// them at shutdown.
+/// The background tasks: the sweep, the first start's backfill, the heartbeat.
+pub struct Background {
+    tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
+    /// With the bucket checkpoint: this instance's heartbeat, removed at shutdown.
+    members: Option<(Members, S3Client)>,
+}
+
+impl Background {
+    /// Another task to stop at shutdown.
+    pub fn push(&mut self, task: actix_web::rt::task::JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
+    /// Stop the tasks, then remove this instance's heartbeat so that the others take over
+    /// its share at once rather than when it lapses.
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        if let Some((members, client)) = self.members {
+            members.leave(&client).await;
+        }
+    }
+}
+
+/// Start the sweep (and, on the first start, the backfill; with the bucket checkpoint, the
+/// heartbeat) as local tasks (awc is `!Send`) with their own S3 and HTTP clients; `wake`
+/// starts a sweep at once. The caller stops them at shutdown.
 pub fn spawn(
     settings: &Settings,
     target: Arc<StoreTarget>,
@@ -399,14 +691,17 @@ pub fn spawn(
     verifier: Verifier,
     clock: Clock,
     wake: Arc<Notify>,
-) -> Vec<actix_web::rt::task::JoinHandle<()>> {
+) -> Background {
     let deliverer = settings.notify.as_ref().map(|n| {
         let d = Deliverer::new(n.url.clone(), n.secret.clone()).with_image_urls(urls);
         tracing::info!(receiver = %d.host(), "delivering upload events");
         d
     });
     let store = CheckpointStore::new(settings, settings.checkpoint);
-    let sweeper = Sweeper::new(
+    let members = store
+        .is_shared()
+        .then(|| Members::new(settings.instance_id.clone(), settings.instance_ttl));
+    let mut sweeper = Sweeper::new(
         S3Client::new(target.clone()),
         deliverer,
         store,
@@ -415,12 +710,23 @@ pub fn spawn(
         clock,
         scan::window(settings.policy_ttl),
     );
+    sweeper.members = members.clone();
+    sweeper.dead_letter_after = settings.dead_letter_after;
     let backfill = backfill::Backfill {
-        client: S3Client::new(target),
+        client: S3Client::new(target.clone()),
         verifier,
     };
-    vec![
-        actix_web::rt::spawn(run(sweeper, wake, settings.sweep_interval)),
+    let mut tasks = vec![
+        actix_web::rt::spawn(run(sweeper, wake.clone(), settings.sweep_interval)),
         actix_web::rt::spawn(backfill.run()),
-    ]
+    ];
+    let members = members.map(|m| {
+        tasks.push(actix_web::rt::spawn(members::run(
+            m.clone(),
+            S3Client::new(target.clone()),
+            wake,
+        )));
+        (m, S3Client::new(target))
+    });
+    Background { tasks, members }
 }

@@ -282,7 +282,7 @@ pub struct Application {
     addr: SocketAddr,
     state: web::Data<State>,
     embedded: Option<EmbeddedStore>,
-    background: Vec<actix_web::rt::task::JoinHandle<()>>,
+    background: crate::sweep::Background,
 }
 
 impl Application {
@@ -360,9 +360,7 @@ impl Application {
     /// grace period, then the embedded store stops too.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        for task in self.background {
-            task.abort();
-        }
+        self.background.stop().await;
         if let Some(store) = self.embedded {
             // Joining the store's thread blocks: keep it off the async executor.
             let _ = actix_web::rt::task::spawn_blocking(move || store.stop()).await;

@@ -19,6 +19,7 @@ mod pages;
 mod photos;
 mod presign_api;
 mod process;
+mod scale_out;
 mod store_upload;
 mod thumbnails;
 mod vectors;

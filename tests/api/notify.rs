@@ -23,7 +23,7 @@ use signpost::sweep::checkpoint::{CHECKPOINT_FILE, bucket_key};
 use signpost::testdata;
 use signpost::upload::UploadId;
 
-const SECRET: &str = "whsec_test_0123456789abcdef";
+pub(crate) const SECRET: &str = "whsec_test_0123456789abcdef";
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -70,6 +70,8 @@ impl Hit {
 struct Shared {
     hits: Mutex<Vec<Hit>>,
     failing: AtomicBool,
+    /// Keys whose events are refused with a 400, for as long as they are here.
+    refused: Mutex<Vec<String>>,
 }
 
 pub(crate) struct Receiver {
@@ -85,8 +87,14 @@ async fn record(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    let key = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["key"].as_str().map(str::to_owned))
+        .unwrap_or_default();
     let status = if shared.failing.load(Ordering::SeqCst) {
         500
+    } else if shared.refused.lock().unwrap().contains(&key) {
+        400
     } else {
         200
     };
@@ -117,8 +125,17 @@ impl Receiver {
         }
     }
 
-    fn fail(&self, on: bool) {
+    pub(crate) fn fail(&self, on: bool) {
         self.shared.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// Answer 400 to the events of `key` (a receiver that refuses one event forever).
+    pub(crate) fn refuse(&self, key: &str) {
+        self.shared.refused.lock().unwrap().push(key.to_owned());
+    }
+
+    pub(crate) fn accept_all(&self) {
+        self.shared.refused.lock().unwrap().clear();
     }
 
     pub(crate) fn hits(&self) -> Vec<Hit> {
@@ -126,14 +143,14 @@ impl Receiver {
     }
 
     /// The requests answered 2xx: the deliveries.
-    fn delivered(&self) -> Vec<Hit> {
+    pub(crate) fn delivered(&self) -> Vec<Hit> {
         self.hits()
             .into_iter()
             .filter(|h| h.status == 200)
             .collect()
     }
 
-    fn delivered_count(&self, key: &str) -> usize {
+    pub(crate) fn delivered_count(&self, key: &str) -> usize {
         self.delivered().iter().filter(|h| h.key() == key).count()
     }
 
@@ -359,7 +376,10 @@ async fn restart_neither_loses_nor_resends(mode: CheckpointArg) {
         let stored = match mode {
             CheckpointArg::File => std::fs::read(dir.join(CHECKPOINT_FILE)).ok(),
             CheckpointArg::Bucket => client
-                .get(&bucket_key(&first.settings.prefix), 1 << 20)
+                .get(
+                    &bucket_key(&first.settings.prefix, &first.settings.instance_id),
+                    1 << 20,
+                )
                 .await
                 .unwrap()
                 .map(|b| b.to_vec()),
@@ -592,7 +612,8 @@ async fn events_prints_what_would_be_delivered_and_deletes_nothing() {
     let code = signpost::cli::events::run(
         &settings,
         &EventsArgs {
-            since: since.to_rfc3339(),
+            action: None,
+            since: Some(since.to_rfc3339()),
         },
     )
     .await;
@@ -600,7 +621,8 @@ async fn events_prints_what_would_be_delivered_and_deletes_nothing() {
     let bad = signpost::cli::events::run(
         &settings,
         &EventsArgs {
-            since: "last tuesday".into(),
+            action: None,
+            since: Some("last tuesday".into()),
         },
     )
     .await;
@@ -621,8 +643,9 @@ async fn the_secret_is_in_no_request_but_the_signature() {
     assert!(!cp.contains(SECRET));
 }
 
-/// The sweep itself, with a zero window so the watermark would pass the upload at once if it
-/// were allowed to: it must stop at an upload whose delivery failed, and pass it once
+/// The sweep itself, with a zero window (the watermark would pass the upload at once if it
+/// were allowed to) and a clock the test moves: a failed delivery holds the watermark, is
+/// attempted again only once its backoff is over, and the watermark passes it once it is
 /// delivered.
 #[actix_web::test]
 async fn the_checkpoint_never_passes_an_undelivered_upload() {
@@ -630,11 +653,13 @@ async fn the_checkpoint_never_passes_an_undelivered_upload() {
     use signpost::store::Verifier;
     use signpost::sweep::checkpoint::{Checkpoint, CheckpointStore};
     use signpost::sweep::{Sweeper, Swept};
+    use signpost::upload::Clock;
 
     let rx = Receiver::start().await;
     rx.fail(true);
     let app = spawn_with(|_| {}).await; // no background sweep
     let (key, etag) = upload_png(&app, "x.png", 3, 3).await;
+    let id = event_id(&key, &etag);
     let at_ms = signpost::upload::ObjectKey::parse(&app.settings.prefix, &key)
         .unwrap()
         .id()
@@ -648,7 +673,7 @@ async fn the_checkpoint_never_passes_an_undelivered_upload() {
         CheckpointStore::File(cp_path.clone()),
         app.settings.bucket.clone(),
         Verifier::for_settings(&app.settings),
-        signpost::upload::Clock::System,
+        Clock::System,
         Duration::ZERO,
     );
     sweeper.checkpoint = Some(Checkpoint::fresh(
@@ -656,26 +681,273 @@ async fn the_checkpoint_never_passes_an_undelivered_upload() {
         &app.settings.prefix,
         at_ms - 1_000,
     ));
+    let t0 = Utc::now();
+    sweeper.clock = Clock::Fixed(t0);
 
-    for _ in 0..2 {
-        let e = sweeper.sweep().await.unwrap_err();
-        assert!(e.to_string().contains("500"), "{e}");
-        let cp = sweeper.checkpoint.as_ref().unwrap();
-        assert_eq!(cp.watermark_ms, at_ms, "stops at the undelivered upload");
-        assert!(cp.delivered.is_empty());
-    }
+    // Refused: the pass goes on (nothing else waits behind it), the watermark stops at it.
+    assert_eq!(sweeper.sweep().await.unwrap(), Swept::Idle);
+    let cp = sweeper.checkpoint.clone().unwrap();
+    assert_eq!(cp.watermark_ms, at_ms, "stops at the undelivered upload");
+    assert!(cp.delivered.is_empty());
+    assert_eq!(cp.retrying[&id].attempts, 1);
+    assert!(cp.retrying[&id].last_error.contains("500"), "{cp:?}");
+    assert_eq!(rx.hits().len(), 1);
+    let wait = sweeper.next_retry_in().expect("a retry is scheduled");
+    assert!(wait <= Duration::from_millis(500), "{wait:?}");
+
+    // Within its backoff, it is not attempted again.
+    assert_eq!(sweeper.sweep().await.unwrap(), Swept::Idle);
+    assert_eq!(rx.hits().len(), 1);
+    // After it, it is.
+    sweeper.clock = Clock::Fixed(t0 + chrono::Duration::seconds(1));
+    assert_eq!(sweeper.sweep().await.unwrap(), Swept::Idle);
     assert_eq!(rx.hits().len(), 2);
-    assert!(rx.delivered().is_empty());
+    assert_eq!(
+        sweeper.checkpoint.as_ref().unwrap().retrying[&id].attempts,
+        2
+    );
+    assert_eq!(sweeper.checkpoint.as_ref().unwrap().watermark_ms, at_ms);
 
     rx.fail(false);
+    sweeper.clock = Clock::Fixed(t0 + chrono::Duration::seconds(10));
     assert_eq!(sweeper.sweep().await.unwrap(), Swept::Idle);
     assert_eq!(rx.delivered_count(&key), 1);
     let cp = sweeper.checkpoint.clone().unwrap();
     assert!(cp.watermark_ms > at_ms, "passes it once delivered");
+    assert!(cp.retrying.is_empty());
     let saved: Checkpoint = serde_json::from_slice(&std::fs::read(&cp_path).unwrap()).unwrap();
     assert_eq!(saved, cp);
     // Behind the watermark, it is never listed again.
     assert_eq!(sweeper.sweep().await.unwrap(), Swept::Idle);
     assert_eq!(rx.hits().len(), 3);
-    assert_eq!(rx.delivered()[0].json()["id"], event_id(&key, &etag));
+    assert_eq!(rx.delivered()[0].json()["id"], id);
+}
+
+/// Presign and upload a PNG whose event the receiver refuses (400) from the start.
+async fn upload_refused(app: &TestApp, rx: &Receiver, name: &str) -> (String, String) {
+    let png = testdata::png(7, 7);
+    let p = app
+        .presign(name, "image/png", png.len(), Some((7, 7)))
+        .await;
+    let key = p["key"].as_str().unwrap().to_owned();
+    rx.refuse(&key);
+    let r = app.post_presigned(&p, name, "image/png", &png).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    (key, crate::helpers::etag_of(&r.body))
+}
+
+fn refusals(rx: &Receiver, key: &str) -> usize {
+    rx.hits()
+        .iter()
+        .filter(|h| h.status == 400 && h.key() == key)
+        .count()
+}
+
+/// A receiver that refuses one event forever: the events after it arrive as usual, before
+/// and after it is parked; it is parked (and then not retried), listed by
+/// `events dead-letters`, and sent again by `events redeliver ID` and `--all`.
+#[actix_web::test]
+async fn an_event_refused_forever_holds_nothing_back_and_is_parked_then_redelivered() {
+    use signpost::cli::events::{redeliver, write_dead_letters};
+    use signpost::notify::dead_letter::dead_letter_key;
+    use signpost::notify::delivery::Deliverer;
+
+    let rx = Receiver::start().await;
+    let app = spawn_with(|c| {
+        notifying(&rx, 1, None, CheckpointArg::File)(c);
+        c.notify_dead_letter_after = "6s".into();
+    })
+    .await;
+    let client = app.store_client();
+    let (poison, poison_etag) = upload_refused(&app, &rx, "poison.png").await;
+    let poison_id = event_id(&poison, &poison_etag);
+    let (later1, _) = upload_png(&app, "later1.png", 5, 5).await;
+
+    // Before parking: the later upload arrives while the refused one is retried.
+    rx.wait_delivered(&[&later1], Duration::from_secs(5)).await;
+    assert!(refusals(&rx, &poison) >= 1, "{:#?}", rx.hits());
+    assert!(
+        client
+            .head(&dead_letter_key(&poison_id))
+            .await
+            .unwrap()
+            .is_none(),
+        "parked too early"
+    );
+    assert!(
+        rx.wait(Duration::from_secs(10), |_| refusals(&rx, &poison) >= 2)
+            .await,
+        "the refused event is retried"
+    );
+
+    // Parked after --notify-dead-letter-after.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .head(&dead_letter_key(&poison_id))
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "not parked within 20 s");
+        sleep_ms(100).await;
+    }
+    // A second refused event, to be parked too.
+    let (poison2, poison2_etag) = upload_refused(&app, &rx, "poison2.png").await;
+    let poison2_id = event_id(&poison2, &poison2_etag);
+
+    // After parking: later events arrive, and the parked one is not tried again.
+    let (later2, _) = upload_png(&app, "later2.png", 6, 6).await;
+    rx.wait_delivered(&[&later2], Duration::from_secs(5)).await;
+    let tried = refusals(&rx, &poison);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .head(&dead_letter_key(&poison2_id))
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the second one not parked within 20 s"
+        );
+        sleep_ms(100).await;
+    }
+    // Parked means done: no retry state left, and counted as delivered in the checkpoint.
+    let cp_path = app.dir.path().join(CHECKPOINT_FILE);
+    let read_cp = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&cp_path).unwrap()).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while read_cp()["retrying"].get(&poison_id).is_some() {
+        assert!(Instant::now() < deadline, "{}", read_cp());
+        sleep_ms(100).await;
+    }
+    assert!(
+        read_cp()["delivered"].get(&poison_id).is_some(),
+        "{}",
+        read_cp()
+    );
+    sleep_ms(1_500).await; // a sweep or more
+    assert_eq!(refusals(&rx, &poison), tried, "a parked event is retried");
+    assert_eq!(rx.delivered_count(&poison), 0);
+
+    // `signpost events dead-letters`: one line each.
+    let mut out = Vec::new();
+    assert_eq!(write_dead_letters(&client, &mut out).await.unwrap(), 2);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = lines
+        .iter()
+        .find(|l| l["id"] == poison_id.as_str())
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(line["key"], poison.as_str());
+    assert_eq!(line["type"], "upload.created");
+    assert!(line["attempts"].as_u64().unwrap() >= 2, "{line}");
+    assert!(
+        line["last_error"].as_str().unwrap().contains("400"),
+        "{line}"
+    );
+    let parked_at = DateTime::parse_from_rfc3339(line["parked_at"].as_str().unwrap()).unwrap();
+    let first = DateTime::parse_from_rfc3339(line["first_failed_at"].as_str().unwrap()).unwrap();
+    assert!(parked_at - first >= chrono::Duration::seconds(6), "{line}");
+
+    // `signpost events redeliver ID`, then `--all`, once the receiver takes them.
+    rx.accept_all();
+    let deliverer = Deliverer::new(rx.url.parse().unwrap(), Secret::new(SECRET));
+    let mut out = Vec::new();
+    let r = redeliver(&client, &deliverer, Some(&poison_id), &mut out)
+        .await
+        .unwrap();
+    assert_eq!((r.delivered, r.failed, r.missing), (1, 0, 0));
+    assert_eq!(rx.delivered_count(&poison), 1);
+    assert_eq!(rx.delivered_count(&poison2), 0);
+    let r = redeliver(&client, &deliverer, Some(&poison_id), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(r.missing, 1, "a redelivered event leaves the dead letters");
+    // The real commands, against the running store.
+    let cli = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend([
+            "--data-dir".into(),
+            app.dir.path().display().to_string(),
+            "--embedded-s3-bind".into(),
+            app.s3_addr.unwrap().to_string(),
+        ]);
+        actix_web::rt::task::spawn_blocking(move || {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            crate::process::run_to_end(&refs, &[])
+        })
+    };
+    let (status, listed) = cli(&["events", "dead-letters"]).await.unwrap();
+    assert!(status.success(), "{listed}");
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(
+        listed.contains(&poison2_id) && !listed.contains(&poison_id),
+        "{listed}"
+    );
+    let url = rx.url.clone();
+    let (status, text) = cli(&[
+        "events",
+        "redeliver",
+        "--all",
+        "--notify-url",
+        &url,
+        "--notify-secret",
+        SECRET,
+    ])
+    .await
+    .unwrap();
+    assert!(status.success(), "{text}");
+    assert_eq!(rx.delivered_count(&poison2), 1);
+    let (status, listed) = cli(&["events", "dead-letters"]).await.unwrap();
+    assert!(status.success() && listed.trim().is_empty(), "{listed}");
+    let mut out = Vec::new();
+    assert_eq!(write_dead_letters(&client, &mut out).await.unwrap(), 0);
+    for h in rx.delivered() {
+        h.assert_signed();
+    }
+    // The sweep does not send them again.
+    sleep_ms(1_500).await;
+    assert_eq!(rx.delivered_count(&poison), 1);
+    assert_eq!(rx.delivered_count(&poison2), 1);
+}
+
+/// The real binary says it at error level when it parks an event.
+#[actix_web::test]
+async fn a_parked_event_is_logged_at_error_level() {
+    let rx = Receiver::start().await;
+    rx.fail(true);
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--notify-url",
+        rx.url.as_str(),
+        "--notify-secret",
+        SECRET,
+        "--notify-sweep-secs",
+        "1",
+        "--notify-dead-letter-after",
+        "2s",
+    ];
+    let mut server = crate::process::Server::start(dir.path(), &args, &[]);
+    server.ready().await;
+    let key = crate::scale_out::upload(&server, "refused.png", 4).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = server.stdout_text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("parked as a dead letter") && l.contains(&key));
+        if let Some(line) = line {
+            assert!(line.contains("ERROR"), "{line}");
+            assert!(line.contains("500"), "the last error: {line}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no dead letter logged: {log}");
+        sleep_ms(100).await;
+    }
+    assert!(rx.hits().len() >= 2, "retried before it was parked");
 }
