@@ -8,6 +8,7 @@ pub mod embedded;
 mod error;
 pub mod links;
 pub mod multipart;
+pub mod presigned;
 pub mod records;
 mod target;
 

@@ -410,7 +410,8 @@ pub fn spawn(
         settings.bucket.clone(),
         verifier.clone(),
         clock,
-        scan::window(settings.policy_ttl),
+        // A multipart upload can complete up to --multipart-ttl after its key was signed.
+        scan::window(settings.policy_ttl.max(settings.multipart_ttl)),
     );
     let backfill = backfill::Backfill {
         client: S3Client::new(target),

@@ -319,8 +319,10 @@ async fn check_passes_every_step_against_a_running_embedded_store() {
             names::CREDENTIALS,
             names::CLOCK,
             names::UPLOAD,
+            names::PUT,
             names::CORS,
-            names::MIXED_CONTENT
+            names::MIXED_CONTENT,
+            names::LIFECYCLE
         ]
     );
     let Outcome::Ok(upload) = &step(&steps, names::UPLOAD).outcome else {
@@ -343,7 +345,11 @@ async fn check_passes_every_step_against_a_running_embedded_store() {
 
     // The printed report: no secret in it.
     let report = signpost::cli::check::render(&settings, &steps);
-    assert!(report.contains("all 6 checks passed"), "{report}");
+    let Outcome::Ok(put) = &step(&steps, names::PUT).outcome else {
+        unreachable!()
+    };
+    assert!(put.contains("PUT was stored"), "{put}");
+    assert!(report.contains("all 8 checks passed"), "{report}");
     for secret in app.secret_forms() {
         assert!(!report.contains(&secret));
     }
@@ -661,7 +667,7 @@ async fn cors_applies_a_signed_put_bucket_cors_for_the_site_origin() {
     let CorsOutcome::Applied(plan) = outcome else {
         panic!("{outcome:?}")
     };
-    assert_eq!(plan.rule.origin, SITE);
+    assert_eq!(plan.rule.origins, [SITE]);
 
     let seen = fake.seen();
     assert_eq!(seen.len(), 1, "{seen:#?}");

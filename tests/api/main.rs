@@ -19,5 +19,6 @@ mod pages;
 mod photos;
 mod presign_api;
 mod process;
+mod sign_request;
 mod store_upload;
 mod vectors;
