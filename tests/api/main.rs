@@ -21,4 +21,5 @@ mod presign_api;
 mod process;
 mod sign_request;
 mod store_upload;
+mod uppy;
 mod vectors;
