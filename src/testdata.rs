@@ -16,6 +16,15 @@ fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 
 /// A valid RGB PNG of `width` × `height` pixels (a colour gradient), which browsers decode.
 pub fn png(width: u32, height: u32) -> Vec<u8> {
+    png_compressed(width, height, flate2::Compression::fast())
+}
+
+/// [`png`] without compression: about 3 bytes a pixel, for files of camera sizes.
+pub fn png_uncompressed(width: u32, height: u32) -> Vec<u8> {
+    png_compressed(width, height, flate2::Compression::none())
+}
+
+fn png_compressed(width: u32, height: u32, level: flate2::Compression) -> Vec<u8> {
     let mut raw = Vec::with_capacity((height as usize) * (1 + 3 * width as usize));
     for y in 0..height {
         raw.push(0); // filter: none
@@ -24,7 +33,7 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
             raw.extend_from_slice(&[(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8]);
         }
     }
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), level);
     z.write_all(&raw).expect("writing into memory cannot fail");
     let idat = z.finish().expect("writing into memory cannot fail");
 

@@ -1,11 +1,14 @@
 //! `signpost check`: diagnose a configuration the way a user needs when uploads fail.
 //!
-//! Five steps, each `ok` or a concrete problem and its fix:
+//! Each step is `ok` or a concrete problem and its fix (a `warn` passes, with advice):
 //! 1. the endpoint answers (any HTTP answer);
 //! 2. the credentials work (a signed ListObjectsV2, max-keys=1);
 //! 3. the local clock agrees with the store's `Date` (within 5 minutes);
 //! 4. a real 1-byte POST upload with a signed policy is stored, then deleted;
-//! 5. a CORS preflight from the site's origin is allowed.
+//! 5. a real 1-byte presigned PUT (what multipart parts are) is stored, then deleted;
+//! 6. CORS preflights for POST and PUT from the site's origin are allowed;
+//! 7. an https site does not use an http store;
+//! 8. an external bucket has a lifecycle rule that aborts incomplete multipart uploads.
 //!
 //! A step that needs an earlier one that failed is reported as skipped. [`check`] is the
 //! logic and returns the steps; [`run`] prints them and maps them to the exit status.
@@ -20,7 +23,7 @@ use awc::http::{Method, StatusCode};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use rusty_s3::S3Action;
-use rusty_s3::actions::ListObjectsV2;
+use rusty_s3::actions::{ListObjectsV2, PutObject};
 
 use crate::config::{Settings, StoreSettings};
 use crate::policy::{PostForm, Signer, Version};
@@ -43,8 +46,10 @@ pub mod names {
     pub const CREDENTIALS: &str = "credentials";
     pub const CLOCK: &str = "clock";
     pub const UPLOAD: &str = "upload";
+    pub const PUT: &str = "put";
     pub const CORS: &str = "cors";
     pub const MIXED_CONTENT: &str = "mixed content";
+    pub const LIFECYCLE: &str = "lifecycle";
 }
 
 /// What went wrong, and what to do about it.
@@ -68,6 +73,8 @@ pub enum Outcome {
     /// Passed, with what was seen.
     Ok(String),
     Fail(Failure),
+    /// Passed, but something should be done.
+    Warn(Failure),
     /// Not run: it needs the named step, which failed.
     Skipped {
         needs: &'static str,
@@ -103,7 +110,7 @@ impl Step {
     }
 
     pub fn passed(&self) -> bool {
-        matches!(self.outcome, Outcome::Ok(_))
+        matches!(self.outcome, Outcome::Ok(_) | Outcome::Warn(_))
     }
 
     pub fn failure(&self) -> Option<&Failure> {
@@ -580,6 +587,130 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Step 5: PUT a 1-byte object with a presigned URL (what a multipart upload's parts
+    /// are), check it is there, delete it.
+    async fn put(&self) -> Result<String, Failure> {
+        let key = format!(
+            "{}{CHECK_DIR}{}",
+            self.settings.prefix.as_str(),
+            uuid::Uuid::new_v4()
+        );
+        let mut action = PutObject::new(&self.target.bucket, Some(&self.target.credentials), &key);
+        action
+            .headers_mut()
+            .insert("content-type", "application/octet-stream");
+        let url = action.sign(REQUEST_TTL);
+        let sent = self
+            .client
+            .send_raw(
+                Method::PUT,
+                url.as_str(),
+                &[("content-type", "application/octet-stream".to_owned())],
+                Bytes::from_static(b"!"),
+            )
+            .await;
+        let status = match sent {
+            Ok((s, _, _)) if s.is_success() => s,
+            Ok((s, _, body)) => {
+                let e = refused(s, &body);
+                if matches!(&e, StoreError::Refused { code, .. } if code == "AccessDenied") {
+                    return Err(Failure::new(
+                        format!("the store refused a presigned PUT ({e})"),
+                        format!(
+                            "grant the credentials s3:PutObject on {}/{}*: large files upload in parts, each a presigned PUT",
+                            self.settings.bucket, self.settings.prefix
+                        ),
+                    ));
+                }
+                return Err(self.explain(&e, "a presigned PUT"));
+            }
+            Err(e) => return Err(self.explain(&e, "a presigned PUT")),
+        };
+        let stored = self.client.head(&key).await;
+        let deleted = self.client.delete(&key).await;
+        match (stored, deleted) {
+            (Ok(Some(head)), Ok(())) if head.size == 1 => Ok(format!(
+                "a 1-byte presigned PUT was stored (HTTP {}) and deleted",
+                status.as_u16()
+            )),
+            (Ok(other), Ok(())) => Err(Failure::new(
+                format!(
+                    "the store answered {status} to the PUT but stored {}",
+                    other.map_or("nothing".to_owned(), |h| format!("{} bytes", h.size))
+                ),
+                "the store does not honour presigned PUTs faithfully: use another store (AWS S3, MinIO, Ceph RGW, Garage)",
+            )),
+            (Err(e), _) => Err(self.explain(&e, "a HEAD of the PUT object")),
+            (_, Err(e)) => {
+                let f = self.explain(&e, "DeleteObject");
+                Err(Failure::new(
+                    format!("the PUT worked, but deleting it failed: {}", f.problem),
+                    format!("{}; then delete {key} by hand", f.fix),
+                ))
+            }
+        }
+    }
+
+    /// Step 8: abandoned multipart uploads keep their parts (and cost storage) until they
+    /// are aborted: an external bucket should have a lifecycle rule that does it.
+    async fn lifecycle(&self) -> Outcome {
+        if self.settings.is_embedded() {
+            return Outcome::Ok(
+                "the embedded store (s3s-fs 0.14) has no lifecycle rules and cannot list incomplete multipart uploads: an abandoned one keeps its parts in the data dir until Uppy aborts it".into(),
+            );
+        }
+        let creds = &self.target.credentials;
+        let url = rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            rusty_s3::Method::Get,
+            self.target.bucket.base_url().clone(),
+            creds.key(),
+            creds.secret(),
+            creds.token(),
+            self.target.bucket.region(),
+            REQUEST_TTL.as_secs(),
+            std::iter::once(("lifecycle", "")),
+            std::iter::empty::<(&str, &str)>(),
+        );
+        let fix = format!(
+            "add a lifecycle rule to bucket {} that aborts incomplete multipart uploads after a day or so (AbortIncompleteMultipartUpload, DaysAfterInitiation 2): abandoned multipart uploads keep their parts, and their cost, until then",
+            self.settings.bucket
+        );
+        match self
+            .client
+            .send_raw(Method::GET, url.as_str(), &[], Bytes::new())
+            .await
+        {
+            Ok((s, _, body)) if s.is_success() => {
+                let xml = String::from_utf8_lossy(&body);
+                if xml.contains("<AbortIncompleteMultipartUpload>") {
+                    Outcome::Ok("a lifecycle rule aborts incomplete multipart uploads".into())
+                } else {
+                    Outcome::Warn(Failure::new(
+                        "no lifecycle rule of the bucket aborts incomplete multipart uploads",
+                        fix,
+                    ))
+                }
+            }
+            Ok((s, _, body)) => {
+                let e = refused(s, &body);
+                let problem = match &e {
+                    StoreError::Refused { code, .. } if code == "NoSuchLifecycleConfiguration" => {
+                        "the bucket has no lifecycle rules, so nothing aborts incomplete multipart uploads".to_owned()
+                    }
+                    _ => format!(
+                        "cannot read the bucket's lifecycle rules ({e}), so signpost cannot tell whether incomplete multipart uploads are aborted"
+                    ),
+                };
+                Outcome::Warn(Failure::new(problem, fix))
+            }
+            Err(e) => Outcome::Warn(Failure::new(
+                format!("cannot read the bucket's lifecycle rules ({e})"),
+                fix,
+            )),
+        }
+    }
+
     fn post_refused(&self, status: StatusCode, body: &[u8], url: &str) -> Failure {
         let e = refused(status, body);
         let (code, message) = match &e {
@@ -627,12 +758,24 @@ impl<'a> Ctx<'a> {
         self.explain(&e, "the POST upload")
     }
 
-    /// Step 5: a CORS preflight for POST from the site's origin.
+    /// Step 6: CORS preflights for POST (forms) and PUT (multipart parts) from the site's
+    /// origin.
     async fn cors(&self) -> Result<String, Failure> {
+        for method in ["POST", "PUT"] {
+            self.preflight(method).await?;
+        }
+        Ok(format!(
+            "preflights for POST and PUT from {} to {} are allowed",
+            self.origin,
+            self.target.form_url()
+        ))
+    }
+
+    async fn preflight(&self, method: &str) -> Result<(), Failure> {
         let url = self.target.form_url();
         let headers = [
             ("origin", self.origin.clone()),
-            ("access-control-request-method", "POST".to_owned()),
+            ("access-control-request-method", method.to_owned()),
         ];
         let (status, headers) = match self
             .client
@@ -646,32 +789,29 @@ impl<'a> Ctx<'a> {
         let allow_origin = get("access-control-allow-origin");
         let origin_ok = allow_origin.is_some_and(|o| o == self.origin || o == "*");
         // Without the header the browser falls back to the preflight's method list; with it,
-        // POST must be there.
+        // the method must be there.
         let method_ok = get("access-control-allow-methods").is_none_or(|m| {
             m.split(',')
-                .any(|m| m.trim().eq_ignore_ascii_case("POST") || m.trim() == "*")
+                .any(|m| m.trim().eq_ignore_ascii_case(method) || m.trim() == "*")
         });
         if origin_ok && method_ok && status.is_success() {
-            return Ok(format!(
-                "a preflight for POST from {} to {url} is allowed",
-                self.origin
-            ));
+            return Ok(());
         }
         let seen = match allow_origin {
             Some(o) => format!("HTTP {}, Access-Control-Allow-Origin: {o}", status.as_u16()),
             None => format!("HTTP {}, no Access-Control-Allow-Origin", status.as_u16()),
         };
         let fix = if self.settings.is_embedded() {
-            "the embedded store allows only the site's origin: run `signpost check` with the same --public-url (or --bind) as `signpost serve`".to_owned()
+            "the embedded store allows only the site's origin (and --cors-origins): run `signpost check` with the same --public-url (or --bind) as `signpost serve`".to_owned()
         } else {
             format!(
-                "run `signpost cors` (or allow POST from {} in the bucket's CORS by hand); plain form uploads still work without CORS, script uploads with progress bars do not",
+                "run `signpost cors` (or allow POST, PUT and DELETE from {} in the bucket's CORS by hand); plain form uploads still work without CORS, script uploads (progress bars, Uppy) do not",
                 self.origin
             )
         };
         Err(Failure::new(
             format!(
-                "the bucket's CORS does not allow POST from {} ({seen})",
+                "the bucket's CORS does not allow {method} from {} ({seen})",
                 self.origin
             ),
             fix,
@@ -686,13 +826,22 @@ pub async fn check(settings: &Settings) -> Vec<Step> {
         Ok(c) => c,
         Err(f) => {
             let mut steps = vec![Step::fail(CONFIGURATION, f)];
-            for name in [ENDPOINT, CREDENTIALS, CLOCK, UPLOAD, CORS, MIXED_CONTENT] {
+            for name in [
+                ENDPOINT,
+                CREDENTIALS,
+                CLOCK,
+                UPLOAD,
+                PUT,
+                CORS,
+                MIXED_CONTENT,
+                LIFECYCLE,
+            ] {
                 steps.push(Step::skipped(name, CONFIGURATION));
             }
             return steps;
         }
     };
-    let mut steps = Vec::with_capacity(5);
+    let mut steps = Vec::with_capacity(8);
 
     let answer = match ctx.endpoint().await {
         Ok(a) => {
@@ -708,7 +857,15 @@ pub async fn check(settings: &Settings) -> Vec<Step> {
         }
         Err(f) => {
             steps.push(Step::fail(ENDPOINT, f));
-            for name in [CREDENTIALS, CLOCK, UPLOAD, CORS, MIXED_CONTENT] {
+            for name in [
+                CREDENTIALS,
+                CLOCK,
+                UPLOAD,
+                PUT,
+                CORS,
+                MIXED_CONTENT,
+                LIFECYCLE,
+            ] {
                 steps.push(Step::skipped(name, ENDPOINT));
             }
             return steps;
@@ -747,6 +904,14 @@ pub async fn check(settings: &Settings) -> Vec<Step> {
     } else {
         Step::skipped(UPLOAD, CREDENTIALS)
     });
+    steps.push(if credentials_ok {
+        match ctx.put().await {
+            Ok(detail) => Step::ok(PUT, detail),
+            Err(f) => Step::fail(PUT, f),
+        }
+    } else {
+        Step::skipped(PUT, CREDENTIALS)
+    });
 
     steps.push(match ctx.cors().await {
         Ok(detail) => Step::ok(CORS, detail),
@@ -758,6 +923,14 @@ pub async fn check(settings: &Settings) -> Vec<Step> {
             Err(f) => Step::fail(MIXED_CONTENT, f),
         },
     );
+    steps.push(if credentials_ok {
+        Step {
+            name: LIFECYCLE,
+            outcome: ctx.lifecycle().await,
+        }
+    } else {
+        Step::skipped(LIFECYCLE, CREDENTIALS)
+    });
     steps
 }
 
@@ -789,6 +962,10 @@ pub fn render(settings: &Settings, steps: &[Step]) -> String {
             Outcome::Ok(detail) => out.push_str(&format!("  ok    {name:<width$}  {detail}\n")),
             Outcome::Fail(f) => {
                 out.push_str(&format!("  FAIL  {name:<width$}  {}\n", f.problem));
+                out.push_str(&format!("        {:<width$}  fix: {}\n", "", f.fix));
+            }
+            Outcome::Warn(f) => {
+                out.push_str(&format!("  warn  {name:<width$}  {}\n", f.problem));
                 out.push_str(&format!("        {:<width$}  fix: {}\n", "", f.fix));
             }
             Outcome::Skipped { needs } => out.push_str(&format!(

@@ -1,7 +1,9 @@
-//! `signpost cors`: let the site's origin upload into the bucket from a script.
+//! `signpost cors`: let the site's origin (and `--cors-origins`) upload into the bucket from
+//! a script.
 //!
 //! A plain form POST is a navigation and needs no CORS; uploads through XHR/fetch (progress
-//! bars, several files at once) do. This builds one CORS rule for the site's origin and
+//! bars, several files at once, Uppy's POST forms and multipart PUTs) do. This builds one
+//! CORS rule for those origins and
 //! applies it with PutBucketCors (SigV4-presigned, with `Content-MD5`), or only prints it
 //! with `--dry-run`. The embedded store needs nothing: it already answers preflights for
 //! the site's origin.
@@ -22,8 +24,9 @@ use crate::config::{CorsArgs, Settings};
 use crate::store::{Backend, public_url};
 use crate::store::{S3Client, StoreError, StoreTarget};
 
-/// Methods the rule allows: the upload itself, and reading the objects back.
-pub const ALLOWED_METHODS: [&str; 3] = ["POST", "GET", "HEAD"];
+/// Methods the rule allows: uploads (form POSTs; multipart creates, parts and completions),
+/// aborting a multipart upload, listing its parts and reading the objects back.
+pub const ALLOWED_METHODS: [&str; 5] = ["POST", "PUT", "DELETE", "GET", "HEAD"];
 /// Headers a script may read from the store's answers.
 pub const EXPOSED_HEADERS: [&str; 3] = ["ETag", "Location", "x-amz-request-id"];
 /// How long browsers may cache a preflight's answer.
@@ -31,12 +34,13 @@ pub const MAX_AGE_SECONDS: u32 = 3000;
 /// Lifetime of the presigned PutBucketCors URL (used right away).
 const REQUEST_TTL: Duration = Duration::from_secs(300);
 
-/// The one CORS rule signpost needs: the site's origin may POST (and GET/HEAD) with any
-/// header, and read the ETag of what it uploaded.
+/// The one CORS rule signpost needs: the site's origin (and `--cors-origins`) may upload
+/// with any header (the signatures pin what a request may carry), and read the ETag of
+/// what it uploaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorsRule {
-    /// `scheme://host[:port]`, as browsers send it in `Origin`.
-    pub origin: String,
+    /// `scheme://host[:port]`, as browsers send them in `Origin`: the site's first.
+    pub origins: Vec<String>,
 }
 
 impl CorsRule {
@@ -47,10 +51,12 @@ impl CorsRule {
         xml.push_str("<CORSConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\n");
         xml.push_str("  <CORSRule>\n");
         xml.push_str("    <ID>signpost-uploads</ID>\n");
-        xml.push_str(&format!(
-            "    <AllowedOrigin>{}</AllowedOrigin>\n",
-            xml_escape(&self.origin)
-        ));
+        for origin in &self.origins {
+            xml.push_str(&format!(
+                "    <AllowedOrigin>{}</AllowedOrigin>\n",
+                xml_escape(origin)
+            ));
+        }
         for m in ALLOWED_METHODS {
             xml.push_str(&format!("    <AllowedMethod>{m}</AllowedMethod>\n"));
         }
@@ -69,8 +75,13 @@ impl CorsRule {
     /// One line for people: what the rule allows.
     pub fn summary(&self) -> String {
         format!(
-            "origin {} may {} with any header, reading {}; preflights cached {} s",
-            self.origin,
+            "{} {} may {} with any header, reading {}; preflights cached {} s",
+            if self.origins.len() == 1 {
+                "origin"
+            } else {
+                "origins"
+            },
+            self.origins.join(", "),
             ALLOWED_METHODS.join("/"),
             EXPOSED_HEADERS.join(", "),
             MAX_AGE_SECONDS
@@ -143,8 +154,15 @@ pub fn plan(settings: &Settings) -> Result<(CorsPlan, Backend), CorsError> {
             "fix the configuration above",
         )
     })?;
+    // `--cors-origins` is deduplicated already; the site's origin may be in it too.
+    let site = public.origin().ascii_serialization();
+    let others = settings
+        .cors_origins
+        .iter()
+        .filter(|o| **o != site)
+        .cloned();
     let rule = CorsRule {
-        origin: public.origin().ascii_serialization(),
+        origins: std::iter::once(site.clone()).chain(others).collect(),
     };
     let xml = rule.to_xml();
     let plan = CorsPlan {
@@ -244,7 +262,7 @@ fn explain(settings: &Settings, target: &StoreTarget, plan: &CorsPlan, e: &Store
             format!(
                 "configure CORS on bucket {} by hand, in the store's console or tool: allow origin {}, methods {}, any header, expose {} (the XML above is the same rule)",
                 plan.bucket,
-                plan.rule.origin,
+                plan.rule.origins.join(" and "),
                 ALLOWED_METHODS.join(", "),
                 EXPOSED_HEADERS.join(", ")
             ),
@@ -268,7 +286,7 @@ pub async fn run(settings: &Settings, args: &CorsArgs) -> ExitCode {
     match cors(settings, args.dry_run).await {
         Ok(CorsOutcome::Embedded { origin }) => {
             println!(
-                "the embedded store already allows {origin} (the site's origin) to POST from a script; nothing needs applying"
+                "the embedded store already allows {origin} (the site's origin, and --cors-origins) to upload from a script; nothing needs applying"
             );
             println!(
                 "(it answers CORS preflights itself; set --public-url if browsers reach the site at another origin)"
@@ -296,7 +314,7 @@ pub async fn run(settings: &Settings, args: &CorsArgs) -> ExitCode {
             println!("{}", plan.rule.summary());
             println!(
                 "run `signpost check` to see a preflight from {} allowed",
-                plan.rule.origin
+                plan.rule.origins.join(" and ")
             );
             ExitCode::SUCCESS
         }
@@ -322,11 +340,17 @@ mod tests {
     #[test]
     fn the_rule_names_the_origin_post_and_etag() {
         let xml = CorsRule {
-            origin: "https://uploads.example.com".into(),
+            origins: vec![
+                "https://uploads.example.com".into(),
+                "https://app.example.com".into(),
+            ],
         }
         .to_xml();
         assert!(xml.contains("<AllowedOrigin>https://uploads.example.com</AllowedOrigin>"));
-        assert!(xml.contains("<AllowedMethod>POST</AllowedMethod>"));
+        assert!(xml.contains("<AllowedOrigin>https://app.example.com</AllowedOrigin>"));
+        for m in ["POST", "PUT", "DELETE"] {
+            assert!(xml.contains(&format!("<AllowedMethod>{m}</AllowedMethod>")));
+        }
         assert!(xml.contains("<AllowedHeader>*</AllowedHeader>"));
         assert!(xml.contains("<ExposeHeader>ETag</ExposeHeader>"));
         assert!(xml.contains("<MaxAgeSeconds>3000</MaxAgeSeconds>"));
@@ -336,7 +360,7 @@ mod tests {
     #[test]
     fn the_origin_is_escaped() {
         let xml = CorsRule {
-            origin: "http://a<b>&c".into(),
+            origins: vec!["http://a<b>&c".into()],
         }
         .to_xml();
         assert!(xml.contains("<AllowedOrigin>http://a&lt;b&gt;&amp;c</AllowedOrigin>"));

@@ -262,6 +262,15 @@ pub struct Config {
         global = true
     )]
     pub policy_ttl_secs: u64,
+    /// How long a multipart upload (`POST /api/sign-request`) may take from its start to its
+    /// completion, like 24h, 90m or 2d: its parts and completion are signed that long.
+    #[arg(
+        long,
+        env = "SIGNPOST_MULTIPART_TTL",
+        default_value = DEFAULTS.multipart_ttl,
+        global = true
+    )]
+    pub multipart_ttl: String,
     /// Largest image accepted, in pixels (width × height, as its header claims).
     #[arg(long, env = "SIGNPOST_MAX_PIXELS", default_value_t = DEFAULTS.max_pixels, global = true)]
     pub max_pixels: u64,
@@ -346,6 +355,16 @@ pub struct Config {
     /// front of it (form actions, image URLs, the pages' Content-Security-Policy).
     #[arg(long, env = "SIGNPOST_EMBEDDED_S3_PUBLIC_URL", global = true)]
     pub embedded_s3_public_url: Option<String>,
+    /// More origins (besides the site's) whose pages upload straight to the bucket, such as
+    /// a host application's pages running Uppy: the embedded store and `signpost cors`
+    /// allow them. Comma-separated.
+    #[arg(
+        long,
+        env = "SIGNPOST_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
     /// URL that receives one signed JSON event per confirmed upload.
     #[arg(long, env = "SIGNPOST_NOTIFY_URL", global = true)]
     pub notify_url: Option<String>,
@@ -440,6 +459,7 @@ impl Config {
             thumb_prefix: DEFAULTS.thumb_prefix.into(),
             max_bytes: DEFAULTS.max_bytes,
             policy_ttl_secs: DEFAULTS.policy_ttl_secs,
+            multipart_ttl: DEFAULTS.multipart_ttl.into(),
             max_pixels: DEFAULTS.max_pixels,
             max_decode_bytes: DEFAULTS.max_decode_bytes,
             acl: None,
@@ -462,6 +482,7 @@ impl Config {
             quota_bytes_per_day: None,
             link_key: None,
             embedded_s3_public_url: None,
+            cors_origins: Vec::new(),
             notify_url: None,
             notify_secret: None,
             notify_sweep_secs: DEFAULTS.notify_sweep_secs,

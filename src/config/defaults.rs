@@ -21,6 +21,8 @@ pub struct Defaults {
     /// S3's own limit for a single POST.
     pub s3_max_bytes: u64,
     pub policy_ttl_secs: u64,
+    /// How long a multipart upload may take, start to completion.
+    pub multipart_ttl: &'static str,
     /// Images with more pixels are refused at confirmation.
     pub max_pixels: u64,
     /// Uploads up to this size are read whole and decoded at confirmation.
@@ -54,6 +56,7 @@ pub const DEFAULTS: Defaults = Defaults {
     embedded_max_bytes: 100 * 1024 * 1024,
     s3_max_bytes: 5 * 1024 * 1024 * 1024,
     policy_ttl_secs: 600,
+    multipart_ttl: "24h",
     max_pixels: 50_000_000,
     max_decode_bytes: 64 * 1024 * 1024,
     decode_max_alloc: 256 * 1024 * 1024,

@@ -71,6 +71,9 @@ pub struct Settings {
     pub thumb_prefix: KeyPrefix,
     pub limits: Limits,
     pub policy_ttl: Duration,
+    /// How long a multipart upload may take: its parts and completion are signed that long
+    /// after its key, and the sweep looks back that far.
+    pub multipart_ttl: Duration,
     pub acl: Option<String>,
     /// What confirmation decodes, and the pixel limit.
     pub decode: DecodeLimits,
@@ -81,6 +84,8 @@ pub struct Settings {
     pub identity: IdentitySettings,
     /// The embedded store's URL as browsers reach it (behind a TLS proxy).
     pub embedded_public_url: Option<Url>,
+    /// Origins besides the site's that may upload from their pages' scripts (CORS).
+    pub cors_origins: Vec<String>,
     pub notify: Option<NotifySettings>,
     /// How often the background sweep confirms new uploads (and delivers their events).
     pub sweep_interval: Duration,
@@ -295,6 +300,24 @@ fn public_urls(c: &Config) -> Result<(Option<Url>, Option<Url>), ConfigError> {
         }
     };
     Ok((public_url, public_base_url))
+}
+
+/// `--cors-origins`: each an origin (`https://app.example.com`), spelled as browsers send it.
+fn cors_origins(raw: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut origins = Vec::new();
+    for r in raw.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
+        let url = parse_http_url("the origin", "--cors-origins", r)?;
+        if url.path() != "/" || url.query().is_some() {
+            return err(format!(
+                "--cors-origins: give origins only, like https://app.example.com (got {r:?})"
+            ));
+        }
+        let origin = url.origin().ascii_serialization();
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
 }
 
 /// The uploads section: what may be uploaded, under which keys, for how long a form lasts.
@@ -628,6 +651,16 @@ impl Settings {
                 Some(url)
             }
         };
+        let multipart_ttl = crate::config::parse_duration(&c.multipart_ttl)
+            .ok()
+            .and_then(|d| d.to_std().ok())
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "--multipart-ttl: {:?} is not a duration like 24h, 90m or 2d",
+                    c.multipart_ttl
+                ))
+            })?;
+        let cors_origins = cors_origins(&c.cors_origins)?;
         let notify = notify(&c)?;
         if c.notify_sweep_secs == 0 {
             return err("--notify-sweep-secs must be at least 1");
@@ -650,6 +683,7 @@ impl Settings {
             thumb_prefix: uploads.thumb_prefix,
             limits: uploads.limits,
             policy_ttl: uploads.policy_ttl,
+            multipart_ttl,
             acl: uploads.acl,
             decode: uploads.decode,
             max_decode_bytes: uploads.max_decode_bytes,
@@ -658,6 +692,7 @@ impl Settings {
             s3_timeout: Duration::from_millis(c.s3_timeout_ms),
             identity,
             embedded_public_url,
+            cors_origins,
             notify,
             sweep_interval: Duration::from_secs(c.notify_sweep_secs),
             checkpoint: c.notify_checkpoint,
@@ -755,6 +790,8 @@ mod tests {
         );
         assert!(message(|c| c.instance_id = Some("a/b".into())).contains("--instance-id"));
         assert!(message(|c| c.instance_ttl_secs = 1).contains("--instance-ttl-secs"));
+        assert!(message(|c| c.multipart_ttl = "1 day".into()).contains("--multipart-ttl"));
+        assert!(message(|c| c.cors_origins = vec!["https://a/b".into()]).contains("origins only"));
     }
 
     #[test]

@@ -109,7 +109,9 @@ impl Backend {
             data_dir: settings.data_dir.clone(),
             bucket: settings.bucket.clone(),
             credentials: credentials.clone(),
-            allowed_origin: Some(public_url.origin().ascii_serialization()),
+            allowed_origins: std::iter::once(public_url.origin().ascii_serialization())
+                .chain(settings.cors_origins.iter().cloned())
+                .collect(),
             max_bytes: settings.limits.max_bytes,
             policy_ttl: settings.policy_ttl,
             limits: EmbeddedLimits::for_max_bytes(settings.limits.max_bytes),

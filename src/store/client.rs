@@ -10,7 +10,9 @@ use awc::http::StatusCode;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use rusty_s3::S3Action;
-use rusty_s3::actions::{DeleteObject, GetObject, HeadObject, ListObjectsV2, PutObject};
+use rusty_s3::actions::{
+    AbortMultipartUpload, DeleteObject, GetObject, HeadObject, ListObjectsV2, ListParts, PutObject,
+};
 use url::Url;
 
 use super::{StoreError, StoreTarget};
@@ -407,6 +409,69 @@ impl S3Client {
         .await
     }
 
+    /// The parts of a multipart upload so far: `(part number, size)`, at most 10,000.
+    /// `Ok(None)`: there is no such upload of `key`.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<Vec<(u32, u64)>>, StoreError> {
+        let mut parts = Vec::new();
+        let mut marker = None;
+        // 10,000 parts at most, 1,000 a page.
+        for _ in 0..10 {
+            let mut action = ListParts::new(&self.target.bucket, self.creds(), key, upload_id);
+            if let Some(m) = marker {
+                action.set_part_number_marker(m);
+            }
+            let url = action.sign(REQUEST_URL_TTL);
+            let page = self
+                .bounded(async {
+                    let mut resp = self.send(self.http.get(url.as_str())).await?;
+                    match resp.status() {
+                        StatusCode::NOT_FOUND => Ok(None),
+                        s if s.is_success() => {
+                            let (body, complete) =
+                                self.read_limited(&mut resp, MAX_XML_BYTES).await?;
+                            if !complete {
+                                return Err(StoreError::BadResponse(
+                                    "parts listing larger than 4 MiB".into(),
+                                ));
+                            }
+                            Ok(Some(parse_parts(&String::from_utf8_lossy(&body))?))
+                        }
+                        s => Err(self.error_from(s, &mut resp).await),
+                    }
+                })
+                .await?;
+            let Some((listed, next)) = page else {
+                return Ok(None);
+            };
+            parts.extend(listed);
+            match next {
+                Some(n) => marker = Some(n),
+                None => return Ok(Some(parts)),
+            }
+        }
+        Ok(Some(parts))
+    }
+
+    /// Abort a multipart upload (deleting its parts); an upload already gone is fine.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        let url = AbortMultipartUpload::new(&self.target.bucket, self.creds(), key, upload_id)
+            .sign(REQUEST_URL_TTL);
+        self.bounded(async {
+            let mut resp = self.send(self.http.delete(url.as_str())).await?;
+            match resp.status() {
+                s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+                s => Err(self.error_from(s, &mut resp).await),
+            }
+        })
+        .await
+    }
+
     /// A presigned GET URL for showing an image. The signing time is rounded down to five
     /// minutes so the URL (and the browser's cache of it) stays the same for a while; it is
     /// valid for at least ten minutes after it is handed out.
@@ -438,6 +503,44 @@ impl S3Client {
     }
 }
 
+/// The text of the first `<name>…</name>` in `xml`.
+fn xml_value<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let (_, rest) = xml.split_once(&format!("<{name}>"))?;
+    Some(rest.split_once(&format!("</{name}>"))?.0.trim())
+}
+
+/// Parts `(number, size)` and the marker of the next page, if any.
+type PartsPage = (Vec<(u32, u64)>, Option<u16>);
+
+/// A ListParts answer: each part's number and size, and where the next page starts. Read
+/// field by field: stores differ in what else they send (s3s-fs 0.14 sends neither ETags nor
+/// `IsTruncated`).
+fn parse_parts(xml: &str) -> Result<PartsPage, StoreError> {
+    let bad = |what: &str| StoreError::BadResponse(format!("parts listing: {what}"));
+    let mut parts = Vec::new();
+    for part in xml.split("<Part>").skip(1) {
+        let number = xml_value(part, "PartNumber")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| bad("a part without a number"))?;
+        let size = xml_value(part, "Size")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| bad("a part without a size"))?;
+        parts.push((number, size));
+    }
+    let truncated = xml_value(xml, "IsTruncated") == Some("true");
+    let next = if truncated {
+        Some(
+            xml_value(xml, "NextPartNumberMarker")
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad("truncated without a next marker"))?,
+        )
+    } else {
+        None
+    };
+    Ok((parts, next))
+}
+
 pub fn presigned_get(target: &StoreTarget, key: &str, response_content_type: Option<&str>) -> Url {
     presigned_get_rounded(target, key, response_content_type, 300, 900)
 }
@@ -466,4 +569,25 @@ fn presigned_get_rounded(
             .insert("response-content-type", ct.to_owned());
     }
     action.sign_with_time(Duration::from_secs(ttl), &at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_listings_of_s3_and_s3s_fs_read_alike() {
+        let aws = "<ListPartsResult><IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker>\
+            <Part><PartNumber>1</PartNumber><ETag>&quot;a&quot;</ETag><Size>5242880</Size></Part>\
+            <Part><PartNumber>2</PartNumber><ETag>&quot;b&quot;</ETag><Size>10</Size></Part></ListPartsResult>";
+        assert_eq!(
+            parse_parts(aws).unwrap(),
+            (vec![(1, 5_242_880), (2, 10)], Some(2))
+        );
+        let s3s = "<ListPartsResult><Bucket>b</Bucket><Part><LastModified>x</LastModified>\
+            <PartNumber>1</PartNumber><Size>7</Size></Part></ListPartsResult>";
+        assert_eq!(parse_parts(s3s).unwrap(), (vec![(1, 7)], None));
+        assert_eq!(parse_parts("<ListPartsResult/>").unwrap(), (vec![], None));
+        assert!(parse_parts("<Part><PartNumber>x</PartNumber></Part>").is_err());
+    }
 }

@@ -258,6 +258,16 @@ async fn verify_object(
         );
         return reject(client, verifier, key, reason, on_reject).await;
     };
+    // Only a multipart upload can outgrow its signature: a part sent again, larger, after
+    // its completion was signed.
+    if head.size > verifier.limits.max_bytes {
+        let reason = format!(
+            "the file is {}, larger than the {} limit",
+            crate::upload::human_bytes(head.size),
+            crate::upload::human_bytes(verifier.limits.max_bytes)
+        );
+        return reject(client, verifier, key, reason, on_reject).await;
+    }
 
     // The permit bounds the files and pixels held at once.
     let permit = verifier

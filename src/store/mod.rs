@@ -9,6 +9,7 @@ pub mod embedded;
 mod error;
 pub mod links;
 pub mod multipart;
+pub mod presigned;
 pub mod records;
 mod target;
 pub mod thumbnails;

@@ -708,7 +708,8 @@ pub fn spawn(
         settings.bucket.clone(),
         verifier.clone(),
         clock,
-        scan::window(settings.policy_ttl),
+        // A multipart upload can complete up to --multipart-ttl after its key was signed.
+        scan::window(settings.policy_ttl.max(settings.multipart_ttl)),
     );
     sweeper.members = members.clone();
     sweeper.dead_letter_after = settings.dead_letter_after;

@@ -95,6 +95,10 @@ impl UploadId {
         Uuid::try_parse(s).ok().map(Self)
     }
 
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
     /// When the id was made, for time-ordered (version 8) ids.
     pub fn time(&self) -> Option<DateTime<Utc>> {
         if self.0.get_version_num() != 8 {

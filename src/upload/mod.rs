@@ -4,6 +4,7 @@
 
 mod image;
 mod key;
+pub mod multipart;
 mod presign;
 mod request;
 

@@ -253,6 +253,41 @@ impl Presigner {
         self.seal(form, now, uploader)
     }
 
+    /// The headers a multipart upload's create request is signed with: what a POST policy
+    /// signs for the same file (exact type, name, dimensions, owner, link, ACL). S3 keeps
+    /// them for the object the upload completes into.
+    pub fn multipart_headers(
+        &self,
+        upload: &ValidUpload,
+        uploader: &Uploader,
+    ) -> Vec<(String, String)> {
+        let mut headers = vec![
+            (
+                "Content-Type".to_owned(),
+                upload.image_type.mime().to_owned(),
+            ),
+            (
+                "x-amz-meta-filename".to_owned(),
+                encode_metadata(&upload.original_name),
+            ),
+        ];
+        if let Some((w, h)) = upload.dimensions {
+            headers.push(("x-amz-meta-width".to_owned(), w.to_string()));
+            headers.push(("x-amz-meta-height".to_owned(), h.to_string()));
+        }
+        headers.push((
+            "x-amz-meta-owner".to_owned(),
+            encode_metadata(&uploader.owner),
+        ));
+        if let Some(link) = &uploader.link {
+            headers.push(("x-amz-meta-link".to_owned(), link.clone()));
+        }
+        if let Some(acl) = &self.acl {
+            headers.push(("x-amz-acl".to_owned(), acl.clone()));
+        }
+        headers
+    }
+
     /// The form of the first render, before any file is chosen: it must upload without
     /// JavaScript, so the type comes from a `<select>` and the policy admits the allowed
     /// types' common prefix. The confirmation step checks the bytes against the stored type

@@ -1,6 +1,7 @@
 //! The JSON API for upload widgets: `POST /api/presign` (the fields Uppy's `@uppy/aws-s3`
-//! takes from `getUploadParameters`, and boto3's `generate_presigned_post` shape) and
-//! `POST /api/uploads/confirm`.
+//! up to version 5 takes from `getUploadParameters`, and boto3's `generate_presigned_post`
+//! shape) and `POST /api/uploads/confirm`. Uppy 6's `POST /api/sign-request` is
+//! [`super::sign_request`].
 
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
@@ -88,6 +89,10 @@ pub struct ConfirmRequest {
     /// What the client uploaded; without it, the object as it is now is confirmed.
     pub etag: Option<String>,
     pub bucket: Option<String>,
+    /// What Uppy 6's `upload-success` reports beside the key (`{location, key}`), so its
+    /// body can be sent as it is; ignored: the key names the upload.
+    #[serde(default, rename = "location")]
+    pub _location: Option<String>,
 }
 
 #[derive(Serialize)]

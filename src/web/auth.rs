@@ -45,6 +45,8 @@ pub struct Auth {
     pub csrf_key: Secret,
     /// The session cookie's key, derived the same way.
     pub cookie_key: actix_web::cookie::Key,
+    /// The key of multipart upload keys' tags, derived the same way.
+    pub multipart_key: Secret,
     pub limiter: Option<RateLimiter>,
     pub quotas: Option<Quotas>,
     link_key: OnceCell<Secret>,
@@ -80,6 +82,7 @@ impl Auth {
             tokens: TokenStore::new(settings.tokens_file.clone()),
             csrf_key: Secret::new(hex::encode(derived(credentials, "csrf"))),
             cookie_key: actix_web::cookie::Key::from(&derived(credentials, "session cookie")),
+            multipart_key: Secret::new(hex::encode(derived(credentials, "multipart keys"))),
             limiter: settings
                 .sign_rate_per_minute
                 .and_then(std::num::NonZeroU32::new)

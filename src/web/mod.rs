@@ -14,6 +14,7 @@ mod links;
 mod middleware;
 mod query;
 pub mod ratelimit;
+mod sign_request;
 mod signing;
 pub mod startup;
 mod state;

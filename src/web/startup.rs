@@ -24,7 +24,8 @@ use super::assets::{AssetUrls, AssetsError};
 use super::auth::Auth;
 use super::error::{Problem, respond_for_path};
 use super::{
-    State, api, assets, delete, fragment, gallery, health, index, links, middleware, uploaded,
+    State, api, assets, delete, fragment, gallery, health, index, links, middleware, sign_request,
+    uploaded,
 };
 use crate::config::Settings;
 use crate::store::embedded::EmbeddedStore;
@@ -210,6 +211,11 @@ pub fn app(
         .service(
             web::resource("/api/presign")
                 .route(web::post().to(api::presign))
+                .default_service(refuse_others("POST")),
+        )
+        .service(
+            web::resource("/api/sign-request")
+                .route(web::post().to(sign_request::sign_request))
                 .default_service(refuse_others("POST")),
         )
         .service(

@@ -179,7 +179,10 @@ async fn fake_handler(
             match origin {
                 Some(o) if b.cors => HttpResponse::Ok()
                     .insert_header(("access-control-allow-origin", o))
-                    .insert_header(("access-control-allow-methods", "POST, GET, HEAD"))
+                    .insert_header((
+                        "access-control-allow-methods",
+                        "POST, PUT, DELETE, GET, HEAD",
+                    ))
                     .finish(),
                 _ => s3_error(403, "AccessForbidden", "CORSResponse: CORS is not enabled"),
             }
@@ -201,6 +204,11 @@ async fn fake_handler(
             .body(format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>{BUCKET}</Name><KeyCount>0</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>"
             )),
+        "GET" if query.split('&').any(|p| p == "lifecycle" || p == "lifecycle=") => s3_error(
+            404,
+            "NoSuchLifecycleConfiguration",
+            "The lifecycle configuration does not exist",
+        ),
         "GET" => s3_error(403, "AccessDenied", "Access Denied"),
         "POST" => s3_error(
             b.post_status,
@@ -250,6 +258,43 @@ async fn spawn_fake(behaviour: Behaviour) -> Fake {
 
 // ---------------------------------------------------------------------------------------
 // The embedded store's CORS.
+
+#[actix_web::test]
+async fn the_embedded_store_allows_uppy_from_cors_origins_to_put_and_delete() {
+    let host = "https://app.example.com";
+    let app = spawn_with(|c| c.cors_origins = vec![host.into()]).await;
+    let bucket_url = format!("http://{}/signpost/uploads/x/a.png", app.s3_addr.unwrap());
+    for (origin, method) in [(host, "PUT"), (host, "DELETE"), (app.base.as_str(), "PUT")] {
+        let r = app
+            .client
+            .request(awc::http::Method::OPTIONS, bucket_url.as_str())
+            .insert_header(("origin", origin))
+            .insert_header(("access-control-request-method", method))
+            .insert_header((
+                "access-control-request-headers",
+                "content-type,x-amz-meta-owner",
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{origin} {method}");
+        let h = |name: &str| r.headers().get(name).unwrap().to_str().unwrap();
+        assert_eq!(h("access-control-allow-origin"), origin);
+        assert!(h("access-control-allow-methods").contains(method));
+        assert!(h("access-control-allow-headers").contains("x-amz-meta-owner"));
+        assert!(h("access-control-expose-headers").contains("ETag"));
+    }
+    let r = app
+        .client
+        .request(awc::http::Method::OPTIONS, bucket_url.as_str())
+        .insert_header(("origin", "https://other.example.com"))
+        .insert_header(("access-control-request-method", "PUT"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    app.handle.stop(false).await;
+}
 
 #[actix_web::test]
 async fn the_embedded_store_allows_a_preflight_from_the_site_only() {
@@ -319,8 +364,10 @@ async fn check_passes_every_step_against_a_running_embedded_store() {
             names::CREDENTIALS,
             names::CLOCK,
             names::UPLOAD,
+            names::PUT,
             names::CORS,
-            names::MIXED_CONTENT
+            names::MIXED_CONTENT,
+            names::LIFECYCLE
         ]
     );
     let Outcome::Ok(upload) = &step(&steps, names::UPLOAD).outcome else {
@@ -343,7 +390,11 @@ async fn check_passes_every_step_against_a_running_embedded_store() {
 
     // The printed report: no secret in it.
     let report = signpost::cli::check::render(&settings, &steps);
-    assert!(report.contains("all 6 checks passed"), "{report}");
+    let Outcome::Ok(put) = &step(&steps, names::PUT).outcome else {
+        unreachable!()
+    };
+    assert!(put.contains("PUT was stored"), "{put}");
+    assert!(report.contains("all 8 checks passed"), "{report}");
     for secret in app.secret_forms() {
         assert!(!report.contains(&secret));
     }
@@ -461,6 +512,15 @@ async fn check_says_by_name_when_the_store_has_no_post_object() {
     assert_ok(&steps, names::CREDENTIALS);
     assert_ok(&steps, names::CLOCK);
     assert_ok(&steps, names::CORS);
+    // No lifecycle rule: a warning, with the rule to add.
+    let Outcome::Warn(lifecycle) = &step(&steps, names::LIFECYCLE).outcome else {
+        panic!("{steps:#?}")
+    };
+    assert!(
+        lifecycle.problem.contains("no lifecycle rules")
+            && lifecycle.fix.contains("AbortIncompleteMultipartUpload"),
+        "{lifecycle:?}"
+    );
     let (problem, fix) = failed(&steps, names::UPLOAD);
     assert!(
         problem.contains("does not implement POST Object (browser form uploads)"),
@@ -661,7 +721,7 @@ async fn cors_applies_a_signed_put_bucket_cors_for_the_site_origin() {
     let CorsOutcome::Applied(plan) = outcome else {
         panic!("{outcome:?}")
     };
-    assert_eq!(plan.rule.origin, SITE);
+    assert_eq!(plan.rule.origins, [SITE]);
 
     let seen = fake.seen();
     assert_eq!(seen.len(), 1, "{seen:#?}");

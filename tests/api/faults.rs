@@ -36,7 +36,7 @@ impl Upstream {
                 secret_access_key: Secret::new(SECRET),
                 session_token: None,
             },
-            allowed_origin: None,
+            allowed_origins: Vec::new(),
             max_bytes: 10 * 1024 * 1024,
             policy_ttl: std::time::Duration::from_secs(600),
             limits: signpost::store::embedded::Limits::for_max_bytes(10 * 1024 * 1024),

@@ -20,6 +20,8 @@ mod photos;
 mod presign_api;
 mod process;
 mod scale_out;
+mod sign_request;
 mod store_upload;
 mod thumbnails;
+mod uppy;
 mod vectors;

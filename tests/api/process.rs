@@ -826,7 +826,7 @@ async fn sigterm_waits_for_a_slow_gallery() {
             secret_access_key: Secret::new(secret),
             session_token: None,
         },
-        allowed_origin: None,
+        allowed_origins: Vec::new(),
         max_bytes: 1024 * 1024,
         policy_ttl: std::time::Duration::from_secs(600),
         limits: signpost::store::embedded::Limits::for_max_bytes(1024 * 1024),

@@ -1,20 +1,22 @@
-//! CORS for the site's scripts: preflights and answers for the site's origin only.
+//! CORS for the site's scripts: preflights and answers for the site's origin (and
+//! `--cors-origins`) only. Uploads are POSTs (forms) and PUTs (multipart parts); an
+//! aborted multipart upload is a DELETE; a resumed one lists its parts with a GET.
 
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 
-/// CORS for browser scripts: preflights and responses for the site's origin only.
+/// CORS for browser scripts: preflights and responses for the allowed origins only.
 pub struct Cors {
-    pub origin: Option<String>,
+    pub origins: Vec<String>,
 }
 
-const ALLOWED_METHODS: &str = "POST, GET, HEAD";
+const ALLOWED_METHODS: &str = "POST, PUT, DELETE, GET, HEAD";
 const EXPOSED_HEADERS: &str = "ETag, Location, x-amz-request-id";
 
 impl Cors {
     fn allows(&self, origin: &HeaderValue) -> bool {
-        self.origin
-            .as_deref()
-            .is_some_and(|o| origin.as_bytes() == o.as_bytes())
+        self.origins
+            .iter()
+            .any(|o| origin.as_bytes() == o.as_bytes())
     }
 
     pub fn is_preflight<B>(req: &Request<B>) -> bool {
@@ -42,7 +44,12 @@ impl Cors {
         let method_ok = req
             .headers()
             .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
-            .is_some_and(|m| matches!(m.as_bytes(), b"POST" | b"GET" | b"HEAD"));
+            .is_some_and(|m| {
+                matches!(
+                    m.as_bytes(),
+                    b"POST" | b"PUT" | b"DELETE" | b"GET" | b"HEAD"
+                )
+            });
         let mut resp = Response::new(s3s::Body::empty());
         resp.headers_mut()
             .insert(http::header::VARY, HeaderValue::from_static("Origin"));
@@ -55,6 +62,8 @@ impl Cors {
                     http::header::ACCESS_CONTROL_ALLOW_METHODS,
                     HeaderValue::from_static(ALLOWED_METHODS),
                 );
+                // The signatures decide what a request may carry: any header a signed
+                // request sends (Content-Type, x-amz-meta-*) is allowed.
                 if let Some(asked) = req
                     .headers()
                     .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)

@@ -1,18 +1,51 @@
 //! s3s-fs as the embedded store serves it: every operation s3s-fs has, delegated as it is,
-//! except that listings carry each object's ETag, as S3 and every other store's do (s3s-fs
-//! 0.14 leaves it out, and readers compare a listed ETag with what they verified).
+//! except where it differs from S3 in ways clients notice:
+//!
+//! - listings carry each object's ETag, as S3's do (s3s-fs 0.14 leaves it out, and readers
+//!   compare a listed ETag with what they verified);
+//! - a multipart upload id works only with the key it was created for (s3s-fs 0.14 looks
+//!   at the id alone, so a part or a completion signed for one key could use another key's
+//!   upload, and its stored headers);
+//! - a completed multipart upload's answer has its `Location` (Uppy needs it).
 
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::FutureExt;
 use http::{Extensions, HeaderMap, Method, Uri};
 use s3s::dto::*;
-use s3s::{S3, S3Request, S3Response, S3Result};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
 pub struct Store {
     inner: s3s_fs::FileSystem,
+    /// s3s-fs's root folder.
+    root: PathBuf,
 }
 
 impl Store {
-    pub fn new(inner: s3s_fs::FileSystem) -> Self {
-        Self { inner }
+    pub fn new(inner: s3s_fs::FileSystem, root: PathBuf) -> Self {
+        Self { inner, root }
+    }
+
+    /// Whether `upload_id` is a multipart upload of `key`: s3s-fs 0.14 keeps the headers
+    /// of each upload in `.bucket-B.object-K.upload-ID.metadata.json` under its root (B and
+    /// K in unpadded URL-safe base64) from its creation to its completion or abort.
+    fn check_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
+        let id_ok = uuid::Uuid::try_parse(upload_id).is_ok_and(|u| u.to_string() == upload_id);
+        let file = format!(
+            ".bucket-{}.object-{}.upload-{upload_id}.metadata.json",
+            URL_SAFE_NO_PAD.encode(bucket),
+            URL_SAFE_NO_PAD.encode(key)
+        );
+        if id_ok && self.root.join(file).is_file() {
+            Ok(())
+        } else {
+            Err(s3_error!(
+                NoSuchUpload,
+                "The specified multipart upload does not exist for this key"
+            ))
+        }
     }
 
     /// The ETag s3s-fs keeps for an object (read from its metadata, not from the bytes
@@ -151,6 +184,8 @@ impl S3 for Store {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        let i = &req.input;
+        self.check_upload(&i.bucket, &i.key, &i.upload_id)?;
         self.inner.upload_part(req).await
     }
 
@@ -158,6 +193,8 @@ impl S3 for Store {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let i = &req.input;
+        self.check_upload(&i.bucket, &i.key, &i.upload_id)?;
         self.inner.upload_part_copy(req).await
     }
 
@@ -165,6 +202,8 @@ impl S3 for Store {
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
+        let i = &req.input;
+        self.check_upload(&i.bucket, &i.key, &i.upload_id)?;
         self.inner.list_parts(req).await
     }
 
@@ -172,13 +211,41 @@ impl S3 for Store {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.inner.complete_multipart_upload(req).await
+        let i = &req.input;
+        self.check_upload(&i.bucket, &i.key, &i.upload_id)?;
+        // The object's URL as the client reached it (path style).
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost")
+            .to_owned();
+        let location = format!("http://{host}{}", req.uri.path());
+        let mut resp = self.inner.complete_multipart_upload(req).await?;
+        let out = &mut resp.output;
+        match out.future.take() {
+            // s3s-fs answers through a future (S3 keeps the connection alive while it
+            // assembles the parts).
+            Some(future) => {
+                let future = future.map(move |r| {
+                    r.map(|mut done| {
+                        done.location = Some(location);
+                        done
+                    })
+                });
+                out.future = Some(future.boxed());
+            }
+            None => out.location = Some(location),
+        }
+        Ok(resp)
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let i = &req.input;
+        self.check_upload(&i.bucket, &i.key, &i.upload_id)?;
         self.inner.abort_multipart_upload(req).await
     }
 }

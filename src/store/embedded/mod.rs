@@ -1,6 +1,7 @@
 //! The embedded store: s3s-fs served in-process on loopback, so signpost runs with zero
 //! configuration. It checks POST policies and signatures itself (that is s3s's job), keeps
-//! its objects in the data dir across restarts, answers CORS for the site's origin only,
+//! its objects in the data dir across restarts, answers CORS for the site's origin (and
+//! `--cors-origins`) only,
 //! refuses header fields it could not send back ([`guard`]), and holds under clients that
 //! stall or flood it ([`Limits`]).
 
@@ -79,8 +80,9 @@ pub struct EmbeddedOptions {
     pub data_dir: PathBuf,
     pub bucket: String,
     pub credentials: Credentials,
-    /// The only origin allowed to POST from a script (the site's), e.g. `http://127.0.0.1:8080`.
-    pub allowed_origin: Option<String>,
+    /// The origins allowed to upload from a script: the site's (`http://127.0.0.1:8080`)
+    /// and `--cors-origins`.
+    pub allowed_origins: Vec<String>,
     /// Largest file a POST may carry (s3s holds it in memory).
     pub max_bytes: u64,
     /// Lifetime of a signed form: the store's clock window (±15 minutes by default) is
@@ -156,7 +158,7 @@ impl EmbeddedStore {
         let files =
             s3s_fs::FileSystem::new(&root).map_err(|e| EmbeddedError::Start(format!("{e:?}")))?;
         let service = {
-            let mut b = S3ServiceBuilder::new(files::Store::new(files));
+            let mut b = S3ServiceBuilder::new(files::Store::new(files, root.clone()));
             b.set_auth(SimpleAuth::from_single(
                 opts.credentials.access_key_id.clone(),
                 opts.credentials.secret_access_key.expose(),
@@ -180,8 +182,9 @@ impl EmbeddedStore {
         let front = Arc::new(server::Front {
             service,
             cors: cors::Cors {
-                origin: opts.allowed_origin.clone(),
+                origins: opts.allowed_origins.clone(),
             },
+            max_bytes: opts.max_bytes,
             uploads: Arc::new(Semaphore::new(opts.limits.max_uploads)),
             limits: opts.limits.clone(),
         });

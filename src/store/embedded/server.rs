@@ -7,7 +7,7 @@ use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{CONNECTION, CONTENT_TYPE, ETAG, ORIGIN};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, ETAG, ORIGIN};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -25,6 +25,8 @@ pub struct Front {
     pub limits: Limits,
     /// One permit per upload in flight.
     pub uploads: Arc<Semaphore>,
+    /// The largest body a PUT (an object or one part of a multipart upload) may carry.
+    pub max_bytes: u64,
 }
 
 /// An S3 error answer that the store itself gives.
@@ -77,6 +79,33 @@ async fn add_etag_header(resp: &mut Response<s3s::Body>) {
     *resp.body_mut() = s3s::Body::from(xml);
 }
 
+/// A PUT's body must say its length, and be no larger than any upload may be: s3s-fs
+/// writes a part as it comes, whatever its size. (signpost checks a multipart upload's
+/// total before it signs its completion.)
+fn put_too_large<B>(req: &Request<B>, max_bytes: u64) -> Option<Response<s3s::Body>> {
+    if req.method() != Method::PUT {
+        return None;
+    }
+    let length = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match length {
+        None => Some(s3_error(
+            StatusCode::LENGTH_REQUIRED,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header.",
+        )),
+        Some(n) if n > max_bytes => Some(s3_error(
+            StatusCode::BAD_REQUEST,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size.",
+        )),
+        Some(_) => None,
+    }
+}
+
 impl Front {
     pub async fn handle(
         &self,
@@ -86,6 +115,10 @@ impl Front {
             return Ok(self.cors.preflight(&req));
         }
         let origin = req.headers().get(ORIGIN).cloned();
+        if let Some(mut resp) = put_too_large(&req, self.max_bytes) {
+            self.cors.allow_response(origin, &mut resp);
+            return Ok(resp);
+        }
         let form_post = is_form_post(&req);
         // s3s holds a POSTed file in memory: only so many uploads read their bodies at once.
         let _slot = if matches!(*req.method(), Method::POST | Method::PUT) {
