@@ -4,37 +4,45 @@
   const $ = (id) => document.getElementById(id);
   const form = $('formBlob'), input = $('myImage'), btn = $('btnSave'), meta = $('image-meta');
   const preview = $('imagePreview'), caption = $('fileName'), status = $('status');
-  const cards = $('cards'), done = $('done'), drop = $('drop');
+  const cards = $('cards'), done = $('done'), drop = $('drop'), alt = $('alt');
   if (!form || !input || !btn || !meta) return;
   const maxBytes = +form.dataset.maxBytes, types = form.dataset.types.split(',');
-  const blank = preview.src, label = btn.textContent;
-  let current = null, batch = [], timer = 0, urls = [];
+  const label = btn.textContent, altLabel = alt && document.querySelector('label[for=alt]');
+  // The description goes to the server as `alt`, which signs it: posted once, as signed.
+  if (alt) alt.removeAttribute('name');
+  let current = null, batch = [], timer = 0, urls = [], running = false;
 
   const size = (n) => (n < 1048576 ? (n / 1024).toFixed(1) + ' KiB' : (n / 1048576).toFixed(1) + ' MiB').replace('.0 ', ' ');
   const el = (tag, props) => Object.assign(document.createElement(tag), props);
+  const altText = () => (alt ? alt.value.trim() : '');
   const say = (text, retry) => {
     status.replaceChildren();
     status.hidden = !text;
     if (!text) return;
     const p = el('p', { className: 'error', role: 'alert', textContent: text });
-    if (retry) p.append(' ', el('button', { type: 'button', textContent: 'Retry', onclick: retry }));
     status.append(p);
+    if (!retry) return;
+    const b = el('button', { type: 'button', textContent: 'Retry', onclick: retry });
+    p.append(' ', b);
+    b.focus();
   };
   const check = (f) =>
     !types.includes(f.type) ? `${f.name}: ${f.type || 'this kind of file'} is not accepted (${types.join(', ')}).`
     : f.size > maxBytes ? `${f.name} is ${size(f.size)}, larger than the ${size(maxBytes)} limit.`
     : !f.size ? `${f.name} is empty.` : '';
-  // The preview, and the natural size the policy will carry.
+  const unreadable = (f) => `${f.name} is not an image this browser can read.`;
+  // The preview, and the natural size the policy will carry; null when the browser cannot
+  // read the file as an image (nothing is signed for it).
   const measure = (f) => new Promise((ok) => {
     const url = URL.createObjectURL(f), img = new Image();
     urls.push(url);
-    img.onload = () => ok({ url, w: img.naturalWidth, h: img.naturalHeight });
-    img.onerror = () => ok({ url, w: 0, h: 0 });
+    img.onload = () => ok(img.naturalWidth ? { url, w: img.naturalWidth, h: img.naturalHeight } : null);
+    img.onerror = () => ok(null);
     img.src = url;
   });
-  const describe = (f, m) => {
-    const o = { filename: f.name, content_type: f.type, size: f.size };
-    if (m && m.w && m.h) Object.assign(o, { width: m.w, height: m.h });
+  const describe = (f, m, text) => {
+    const o = { filename: f.name, content_type: f.type, size: f.size, width: m.w, height: m.h };
+    if (text) o.alt = text;
     return o;
   };
   const post = async (path, body) => {
@@ -56,10 +64,10 @@
 
   // Sign, send, confirm: `{ url }`, `{ error, retry }`, or `{ blocked }` when the store's
   // answer is out of this page's reach and the upload is not there.
-  async function send(file, m, progress) {
+  async function send(file, m, text, progress) {
     let r, j;
     try {
-      [r, j] = await post('/api/presign', describe(file, m));
+      [r, j] = await post('/api/presign', describe(file, m, text));
     } catch {
       return { error: 'signpost cannot be reached right now.', retry: true };
     }
@@ -93,14 +101,14 @@
   if (select) select.closest('label').hidden = true;
   btn.disabled = true;
 
-  // Sign the form for the chosen file: swap in a fresh image-meta partial.
+  // Sign the form for the chosen file and its description: swap in a fresh image-meta partial.
   async function sign() {
     clearTimeout(timer);
     btn.disabled = true;
-    const c = current;
+    const c = current, text = altText();
     let r, html;
     try {
-      r = await fetch('/fragments/image-meta?' + new URLSearchParams(describe(c.file, c.m)), { headers: { 'HX-Request': 'true' } });
+      r = await fetch('/fragments/image-meta?' + new URLSearchParams(describe(c.file, c.m, text)), { headers: { 'HX-Request': 'true' } });
       html = await r.text();
     } catch {
       say('signpost cannot be reached right now. Check your connection, then choose the file again.');
@@ -113,6 +121,7 @@
       return false;
     }
     meta.innerHTML = html;
+    c.signed = text;
     say('');
     btn.disabled = false;
     const at = Date.parse(meta.querySelector('[data-resign-at]').dataset.resignAt);
@@ -121,8 +130,22 @@
   }
   const stale = () => {
     const s = meta.querySelector('[data-resign-at]');
-    return !s || Date.parse(s.dataset.resignAt) <= Date.now();
+    return !s || Date.parse(s.dataset.resignAt) <= Date.now() || current.signed !== altText();
   };
+  // A new description is signed again, a moment after the typing stops.
+  if (alt) alt.addEventListener('input', () => {
+    if (!current || !current.m) return;
+    btn.disabled = true;
+    clearTimeout(timer);
+    timer = setTimeout(sign, 400);
+  });
+
+  // How many files the button will upload: none that failed or are done.
+  function count() {
+    const n = batch.filter((c) => !c.failed && !c.done).length;
+    btn.textContent = n ? `Upload ${n} image${n > 1 ? 's' : ''}` : label;
+    btn.disabled = running || !n;
+  }
 
   async function choose(list) {
     const files = [...list];
@@ -133,18 +156,17 @@
     batch = [];
     say('');
     cards.replaceChildren();
-    cards.hidden = done.hidden = true;
+    cards.hidden = done.hidden = preview.hidden = true;
     btn.textContent = label;
     btn.disabled = true;
-    preview.src = blank;
-    if (!files.length) return (caption.textContent = 'No image chosen yet.');
+    // Each card has its own description.
+    for (const e of [alt, altLabel]) if (e) e.hidden = files.length > 1;
+    if (!files.length) return (caption.textContent = hint);
     if (files.length > 1) {
       caption.textContent = `${files.length} images chosen.`;
       batch = files.map(card);
       cards.hidden = false;
-      btn.textContent = `Upload ${files.length} images`;
-      btn.disabled = false;
-      return;
+      return count();
     }
     const file = files[0], bad = check(file);
     caption.textContent = file.name;
@@ -152,7 +174,9 @@
     const c = (current = { file });
     c.m = await measure(file);
     if (current !== c) return;
+    if (!c.m) return say(unreadable(file));
     preview.src = c.m.url;
+    preview.hidden = false;
     caption.textContent = `${file.name} · ${c.m.w} × ${c.m.h} · ${size(file.size)}`;
     await sign();
   }
@@ -162,7 +186,7 @@
     const c = current;
     say('');
     btn.disabled = true;
-    const r = await send(c.file, c.m, (p) => (btn.textContent = `Uploading… ${p}%`));
+    const r = await send(c.file, c.m, altText(), (p) => (btn.textContent = `Uploading… ${p}%`));
     btn.textContent = label;
     if (current !== c) return;
     if (r.url) return location.assign(r.url);
@@ -172,13 +196,30 @@
   }
 
   function card(file) {
-    const c = { file, li: el('li', { className: 'card' }), bar: el('progress', { max: 100, value: 0 }), st: el('span', { className: 'state' }) };
-    const img = el('img', { alt: '' });
+    const c = { file, li: el('li', { className: 'card', tabIndex: -1 }), bar: el('progress', { max: 100, value: 0 }), st: el('span', { className: 'state' }) };
+    const img = el('img', { alt: '' }), bad = check(file);
+    c.bar.setAttribute('aria-label', `${file.name}: upload progress`);
+    c.desc = el('input', { maxLength: 250, autocomplete: 'off' });
+    const d = el('label', { className: 'alt', textContent: 'Description (for screen readers) ' });
+    d.append(c.desc);
     c.li.append(img, el('b', { textContent: file.name }), ` ${size(file.size)} `, c.bar, c.st);
+    if (!bad) c.li.append(d);
     cards.append(c.li);
-    c.ready = measure(file).then((m) => { c.m = m; img.src = m.url; });
-    const bad = check(file);
-    bad ? fail(c, bad) : set(c, 'waiting');
+    if (bad) {
+      c.ready = Promise.resolve();
+      fail(c, bad);
+      return c;
+    }
+    set(c, 'checking', 'checking…');
+    c.ready = measure(file).then((m) => {
+      c.m = m;
+      if (!m) {
+        d.remove();
+        return fail(c, unreadable(file));
+      }
+      img.src = m.url;
+      if (c.li.dataset.state === 'checking') set(c, 'waiting');
+    });
     return c;
   }
   function set(c, state, text) {
@@ -188,18 +229,24 @@
   function fail(c, why, retry) {
     c.failed = true;
     set(c, 'failed', why);
+    c.desc.disabled = false;
     if (retry) {
       const b = el('button', { type: 'button', textContent: 'Retry' });
-      b.onclick = () => { c.failed = false; run([c]); };
+      b.setAttribute('aria-label', `Retry ${c.file.name}`);
+      // The button goes with its state: keep the keyboard's place on the card.
+      b.onclick = () => { c.failed = false; c.li.focus(); run([c]); };
       c.st.append(' ', b);
     }
+    count();
   }
 
   async function upload(c) {
     set(c, 'uploading', 'signing…');
     c.bar.value = 0;
     await c.ready;
-    const r = await send(c.file, c.m, (p) => set(c, 'uploading', (c.bar.value = p) + '%'));
+    if (!c.m) return;
+    c.desc.disabled = true;
+    const r = await send(c.file, c.m, c.desc.value.trim(), (p) => set(c, 'uploading', (c.bar.value = p) + '%'));
     if (r.blocked) return fail(c, cors, true);
     if (!r.url) return fail(c, r.error, r.retry);
     c.done = true;
@@ -208,23 +255,30 @@
   }
 
   async function run(list) {
+    running = true;
     btn.disabled = true;
     const queue = list.filter((c) => !c.failed && !c.done);
     const worker = async () => { while (queue.length) await upload(queue.shift()); };
     await Promise.all([worker(), worker(), worker()]);
+    running = false;
     done.hidden = !batch.every((c) => c.done);
-    btn.disabled = batch.every((c) => c.done || c.failed);
+    count();
   }
 
+  // Files from a drop, a paste or the camera, as if chosen (so the form can post them too).
+  const take = (files) => {
+    try { input.files = files; } catch {}
+    choose(files);
+  };
   input.addEventListener('change', () => choose(input.files));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     if (batch.length) return run(batch);
-    if (current) saveOne();
+    if (current && current.m) saveOne();
   });
-  addEventListener('pageshow', (e) => { if (e.persisted && current && stale()) sign(); });
+  addEventListener('pageshow', (e) => { if (e.persisted && current && current.m && stale()) sign(); });
 
-  // Drop anywhere on the page; the zone shows it. The zone opens the picker too.
+  // Drop anywhere on the page; the zone shows it.
   const over = (on) => drop.classList.toggle('over', on);
   addEventListener('dragover', (e) => { e.preventDefault(); over(true); });
   addEventListener('dragleave', (e) => { if (!e.relatedTarget) over(false); });
@@ -232,14 +286,25 @@
     e.preventDefault();
     over(false);
     const files = e.dataTransfer && e.dataTransfer.files;
-    if (!files || !files.length) return;
-    try { input.files = files; } catch {}
-    choose(files);
+    if (files && files.length) take(files);
   });
-  drop.tabIndex = 0;
-  drop.setAttribute('role', 'button');
-  drop.setAttribute('aria-label', 'Choose images, or drop them here');
-  drop.onclick = () => input.click();
-  drop.onkeydown = (e) => { if (e.key === 'Enter' || e.key === ' ') e.preventDefault(), input.click(); };
-  caption.textContent = 'Drop images here, or click to choose.';
+  // Paste an image anywhere on the page (text pastes are left alone).
+  addEventListener('paste', (e) => {
+    const files = e.clipboardData && e.clipboardData.files;
+    if (!files || !files.length) return;
+    e.preventDefault();
+    take(files);
+  });
+
+  // The camera, beside the form: the signed form keeps one file input, its last field.
+  const cam = el('input', { type: 'file', id: 'camera', accept: 'image/*', className: 'sr' });
+  cam.setAttribute('capture', 'environment');
+  cam.addEventListener('change', () => cam.files.length && take(cam.files));
+  const shoot = el('label', { className: 'camera', htmlFor: 'camera', textContent: 'Take a photo' });
+  shoot.append(cam);
+  form.after(shoot);
+
+  // Nothing is dropped on a touch screen: there the picker and the camera do.
+  const hint = matchMedia('(pointer: coarse)').matches ? 'Choose images, or take a photo.' : 'Drop images here, or paste one.';
+  caption.textContent = hint;
 })();

@@ -214,7 +214,8 @@ fn card<'a>(cards: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no card for {name}: {cards}"))
 }
 
-/// Wait for `n` cards, each waiting or failed, and the Save button offering to upload them.
+/// Wait for `n` cards, each waiting or failed, and the Save button offering to upload the
+/// waiting ones.
 async fn expect_cards(b: &Browser, n: usize) -> Value {
     let cards = b
         .wait(&format!("{n} cards in #cards"), CARDS, vec![], |v| {
@@ -225,8 +226,12 @@ async fn expect_cards(b: &Browser, n: usize) -> Value {
             })
         })
         .await;
+    let waiting = states(&cards).iter().filter(|s| **s == "waiting").count();
     let btn = b.find("#btnSave").await;
-    assert_eq!(btn.text().await.unwrap(), format!("Upload {n} images"));
+    assert_eq!(
+        btn.text().await.unwrap(),
+        format!("Upload {waiting} images")
+    );
     assert!(btn.is_enabled().await.unwrap(), "Save is enabled");
     cards
 }

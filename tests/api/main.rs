@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod a11y;
 mod browser;
 mod cli;
 mod confirmation;
@@ -15,11 +16,13 @@ mod gallery;
 mod hostile;
 mod identity;
 mod notify;
+mod page;
 mod pages;
 mod photos;
 mod presign_api;
 mod process;
 mod scale_out;
+mod screenshots;
 mod sign_request;
 mod store_upload;
 mod thumbnails;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -22,6 +23,10 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 /// How long any wait may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(50);
+
+/// WebDriver's key codes for [`Browser::key`].
+pub const TAB: char = '\u{e004}';
+pub const ENTER: char = '\u{e007}';
 
 /// Browsers running at once across the tests of this binary.
 static SLOTS: Semaphore = Semaphore::const_new(2);
@@ -291,6 +296,108 @@ impl Browser {
             std::fs::write(&path, png).expect("screenshot written");
             eprintln!("screenshot: {}", path.display());
         }
+    }
+
+    /// Press and release `key` ([`TAB`], [`ENTER`]…) on the keyboard, wherever the focus is.
+    pub async fn key(&self, key: char) {
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        if let Err(e) = self.client.perform_actions(keys).await {
+            self.fail(&format!("key {key:?} not pressed: {e}")).await;
+        }
+    }
+
+    /// Type `text` into the focused element (a file input takes it as paths, as WebDriver
+    /// stands in for a file picker).
+    pub async fn type_text(&self, text: &str) {
+        let focused = match self.client.active_element().await {
+            Ok(e) => e,
+            Err(e) => self.fail(&format!("no focused element: {e}")).await,
+        };
+        if let Err(e) = focused.send_keys(text).await {
+            self.fail(&format!("{text:?} not typed: {e}")).await;
+        }
+    }
+
+    /// Press Tab until the focused element matches `css`, at most 40 times (the page's
+    /// controls in order, from wherever the focus is), and return it.
+    pub async fn tab_to(&self, css: &str) -> Element {
+        let focused = "return document.activeElement.matches(arguments[0]);";
+        for _ in 0..40 {
+            if self.js(focused, vec![json!(css)]).await == json!(true) {
+                return self.client.active_element().await.expect("focused");
+            }
+            self.key(TAB).await;
+        }
+        let on = self
+            .js(
+                "return document.activeElement.outerHTML.slice(0, 200);",
+                vec![],
+            )
+            .await;
+        self.fail(&format!("Tab never reached {css}; focus is on {on}"))
+            .await
+    }
+
+    /// The focused element's outline (style and width), which must show where the keyboard is.
+    pub async fn focus_ring(&self) -> Value {
+        self.js(
+            "const s = getComputedStyle(document.activeElement);
+             return { style: s.outlineStyle, width: parseFloat(s.outlineWidth),
+                      focusVisible: document.activeElement.matches(':focus-visible') };",
+            vec![],
+        )
+        .await
+    }
+
+    /// Run axe-core (from `tests/a11y/node_modules`, installed by `scripts/test`) on the page
+    /// as it is: fails on any violation of impact "serious" or "critical", prints the others.
+    /// Without the npm package it says how to get it and returns, unless `CI` is set.
+    pub async fn axe(&self, state: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/a11y/node_modules/axe-core/axe.min.js");
+        let Ok(source) = std::fs::read_to_string(&path) else {
+            let msg = format!(
+                "{} is missing: run `npm ci` in tests/a11y (scripts/test does)",
+                path.display()
+            );
+            if std::env::var_os("CI").is_some() {
+                self.fail(&msg).await;
+            }
+            eprintln!("skipping axe on {state}: {msg}");
+            return;
+        };
+        if self.js("return typeof axe;", vec![]).await != json!("object") {
+            self.js(&source, vec![]).await;
+        }
+        let violations = self
+            .js(
+                "return axe.run(document, { resultTypes: ['violations'] }).then((r) =>
+                     r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                         nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`) })));",
+                vec![],
+            )
+            .await;
+        let all = violations.as_array().cloned().unwrap_or_default();
+        let (bad, other): (Vec<Value>, Vec<Value>) = all
+            .into_iter()
+            .partition(|v| v["impact"] == json!("serious") || v["impact"] == json!("critical"));
+        for v in &other {
+            eprintln!("axe, {} on {state}: {v}", v["impact"]);
+        }
+        if !bad.is_empty() {
+            let list = serde_json::to_string_pretty(&bad).unwrap_or_default();
+            self.fail(&format!(
+                "axe finds {} serious or critical violations on {state}:\n{list}",
+                bad.len()
+            ))
+            .await;
+        }
+        eprintln!(
+            "axe on {state}: no serious or critical violation ({} others)",
+            other.len()
+        );
     }
 
     /// Fail the test with `msg`, the page's URL and status text, and a screenshot's path.
