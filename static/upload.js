@@ -4,7 +4,7 @@
   const $ = (id) => document.getElementById(id);
   const form = $('formBlob'), input = $('myImage'), btn = $('btnSave'), meta = $('image-meta');
   const preview = $('imagePreview'), caption = $('fileName'), status = $('status');
-  const cards = $('cards'), done = $('done'), drop = $('drop');
+  const cards = $('cards'), done = $('done'), drop = $('drop'), alt = $('alt');
   if (!form || !input || !btn || !meta) return;
   const maxBytes = +form.dataset.maxBytes, types = form.dataset.types.split(',');
   const blank = preview.src, label = btn.textContent;
@@ -35,6 +35,7 @@
   const describe = (f, m) => {
     const o = { filename: f.name, content_type: f.type, size: f.size };
     if (m && m.w && m.h) Object.assign(o, { width: m.w, height: m.h });
+    if (alt && alt.value.trim()) o.alt = alt.value;
     return o;
   };
   const post = async (path, body) => {
@@ -88,6 +89,8 @@
     return { error: apiError(r, j, 'Confirmation'), retry: r.status >= 500 };
   }
 
+  // The description is signed into the fields (x-amz-meta-alt), never posted beside them.
+  if (alt) alt.removeAttribute('name');
   input.multiple = true;
   const select = meta.querySelector('select');
   if (select) select.closest('label').hidden = true;

@@ -11,6 +11,7 @@ mod cli;
 mod confirmation;
 mod embedded_store;
 mod faults;
+mod forgiving;
 mod gallery;
 mod hostile;
 mod identity;
