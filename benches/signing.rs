@@ -122,6 +122,7 @@ fn signing(c: &mut Criterion) {
         width: Some(4032),
         height: Some(3024),
         owner: None,
+        alt: None,
     };
     let mut g = c.benchmark_group("presign");
     g.bench_function("validate_and_presign_v4", |b| {

@@ -7,7 +7,7 @@
   const cards = $('cards'), done = $('done'), drop = $('drop'), alt = $('alt');
   if (!form || !input || !btn || !meta) return;
   const maxBytes = +form.dataset.maxBytes, types = form.dataset.types.split(',');
-  const label = btn.textContent, altLabel = alt && document.querySelector('label[for=alt]');
+  const label = btn.textContent, altBox = alt && alt.closest('.describe');
   // The description goes to the server as `alt`, which signs it: posted once, as signed.
   if (alt) alt.removeAttribute('name');
   let current = null, batch = [], timer = 0, urls = [], running = false;
@@ -160,7 +160,7 @@
     btn.textContent = label;
     btn.disabled = true;
     // Each card has its own description.
-    for (const e of [alt, altLabel]) if (e) e.hidden = files.length > 1;
+    if (altBox) altBox.hidden = files.length > 1;
     if (!files.length) return (caption.textContent = hint);
     if (files.length > 1) {
       caption.textContent = `${files.length} images chosen.`;

@@ -14,6 +14,7 @@ pub fn presign(settings: &Settings, args: &PresignArgs, clock: Clock) -> Result<
         width: args.width,
         height: args.height,
         owner: None,
+        alt: None,
     };
     if !crate::identity::valid_owner(&args.owner) {
         return Err(format!("--owner {:?} is not a user name", args.owner));

@@ -52,6 +52,9 @@ pub struct Event {
     pub content_type: String,
     /// The original file name, as the browser sent it.
     pub filename: String,
+    /// Its description for screen readers, or one made from its name when it has none.
+    #[serde(default)]
+    pub alt: String,
     /// Read from the image's own header.
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -80,6 +83,7 @@ impl Event {
             size: c.size,
             content_type: c.image_type.mime().to_owned(),
             filename: c.filename.clone(),
+            alt: c.alt_text(),
             width: Some(c.dimensions.width),
             height: Some(c.dimensions.height),
             owner: c.owner.clone(),
@@ -149,6 +153,8 @@ mod tests {
             owner: "alice".into(),
             link: None,
             thumbnails: None,
+            alt: None,
+            corrected_from: None,
         };
         let thumb = ThumbnailLink {
             width: 64,
@@ -168,6 +174,7 @@ mod tests {
             "size",
             "content_type",
             "filename",
+            "alt",
             "width",
             "height",
             "uploaded_at",
@@ -186,6 +193,7 @@ mod tests {
         assert_eq!(v["uploaded_at"], "2026-01-01T00:00:00.123Z");
         assert_eq!(v["type"], "upload.created");
         assert_eq!(v["owner"], "alice");
+        assert_eq!(v["alt"], "Crème brûlée");
         assert_eq!(v["thumbnails"], serde_json::json!([thumb]));
         // The body starts with the id, so a human reading logs sees it first.
         assert!(String::from_utf8(e.body()).unwrap().starts_with("{\"id\":"));

@@ -24,6 +24,9 @@ pub struct PostForm {
     /// `["starts-with", "$field", prefix]` rules: a field's index and its prefix (the form
     /// carries a default the user may change, e.g. a `<select>`).
     prefixes: Vec<(usize, String)>,
+    /// Fields the page's user fills in (not among the signed fields): a name and the prefix
+    /// its value must start with.
+    inputs: Vec<(&'static str, String)>,
     length: Option<(u64, u64)>,
 }
 
@@ -35,6 +38,7 @@ impl PostForm {
             // Room for every field a form carries, the signature's included.
             fields: Vec::with_capacity(16),
             prefixes: Vec::new(),
+            inputs: Vec::new(),
             length: None,
         }
     }
@@ -63,6 +67,13 @@ impl PostForm {
         self
     }
 
+    /// A field the page lets its user fill in, so it cannot be among the signed fields: any
+    /// value that starts with `prefix` (`""`: any value) is accepted.
+    pub fn user_input(&mut self, name: &'static str, prefix: impl Into<String>) -> &mut Self {
+        self.inputs.push((name, prefix.into()));
+        self
+    }
+
     /// `["content-length-range", min, max]`
     pub fn content_length_range(&mut self, min: u64, max: u64) -> &mut Self {
         self.length = Some((min, max));
@@ -86,6 +97,9 @@ impl PostForm {
                 Some((_, prefix)) => p.starts_with(*name, prefix.as_str()),
                 None => p.exact(*name, value.as_str()),
             };
+        }
+        for (name, prefix) in &self.inputs {
+            p.starts_with(*name, prefix.as_str());
         }
         if let Some((min, max)) = self.length {
             p.content_length_range(min, max);

@@ -17,6 +17,14 @@ use url::Url;
 
 use super::{StoreError, StoreTarget};
 
+/// What `x-amz-copy-source` escapes in a key: everything but unreserved characters and `/`.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
 /// How long a presigned request URL (used right away) stays valid.
 const REQUEST_URL_TTL: Duration = Duration::from_secs(60);
 /// Largest listing or error body read.
@@ -32,7 +40,18 @@ pub struct ObjectHead {
     pub last_modified: Option<String>,
     /// `x-amz-meta-*` headers, by their suffix (lowercase).
     pub metadata: BTreeMap<String, String>,
+    /// The other headers S3 keeps with the object and a copy must send again
+    /// (`Content-Disposition`, `Cache-Control`, …), lowercase.
+    pub kept: Vec<(String, String)>,
 }
+
+/// Headers an object keeps besides its type and metadata.
+const KEPT_HEADERS: [&str; 4] = [
+    "content-disposition",
+    "cache-control",
+    "content-encoding",
+    "content-language",
+];
 
 /// The head of an object and its first bytes.
 #[derive(Debug, Clone)]
@@ -208,6 +227,10 @@ impl S3Client {
             content_type: get("content-type"),
             last_modified: get("last-modified"),
             metadata,
+            kept: KEPT_HEADERS
+                .iter()
+                .filter_map(|&name| Some((name.to_owned(), get(name)?)))
+                .collect(),
         })
     }
 
@@ -403,6 +426,79 @@ impl S3Client {
                 .map_err(|e| self.map_send_error(e))?;
             match resp.status() {
                 s if s.is_success() => Ok(()),
+                s => Err(self.error_from(s, &mut resp).await),
+            }
+        })
+        .await
+    }
+
+    /// Give `head`'s object the type `content_type` with a CopyObject onto itself, inside
+    /// the store: only if it is still the version `head` describes
+    /// (`x-amz-copy-source-if-match`), with every header and metadata field it keeps sent
+    /// again (a copy that replaces metadata keeps nothing by itself) and `acl`. Returns the
+    /// copy's ETag; `Ok(None)` when the object changed or went away meanwhile.
+    #[tracing::instrument(level = "debug", skip(self, head))]
+    pub async fn retype_in_place(
+        &self,
+        key: &str,
+        head: &ObjectHead,
+        content_type: &str,
+        acl: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let mut action = PutObject::new(&self.target.bucket, self.creds(), key);
+        let source = format!(
+            "/{}/{}",
+            self.target.bucket.name(),
+            percent_encoding::utf8_percent_encode(key, COPY_SOURCE)
+        );
+        let mut headers = vec![
+            ("x-amz-copy-source".to_owned(), source),
+            (
+                "x-amz-copy-source-if-match".to_owned(),
+                format!("\"{}\"", head.etag),
+            ),
+            ("x-amz-metadata-directive".to_owned(), "REPLACE".to_owned()),
+            ("content-type".to_owned(), content_type.to_owned()),
+        ];
+        headers.extend(head.kept.iter().cloned());
+        headers.extend(
+            head.metadata
+                .iter()
+                .map(|(name, value)| (format!("x-amz-meta-{name}"), value.clone())),
+        );
+        if let Some(acl) = acl {
+            headers.push(("x-amz-acl".to_owned(), acl.to_owned()));
+        }
+        // Signed, every one: S3 refuses unsigned x-amz-* headers on a presigned request.
+        for (name, value) in &headers {
+            action.headers_mut().insert(name.clone(), value.clone());
+        }
+        let url = action.sign(REQUEST_URL_TTL);
+        self.bounded(async {
+            let mut req = self.http.put(url.as_str());
+            for (name, value) in &headers {
+                req = req.insert_header((name.as_str(), value.as_str()));
+            }
+            let mut resp = req.send().await.map_err(|e| self.map_send_error(e))?;
+            match resp.status() {
+                StatusCode::PRECONDITION_FAILED | StatusCode::NOT_FOUND => Ok(None),
+                s if s.is_success() => {
+                    let (body, _) = self.read_limited(&mut resp, 8192).await?;
+                    let body = String::from_utf8_lossy(&body);
+                    // S3 may answer 200 and put the error in the body.
+                    if body.contains("<Error>") {
+                        return Err(StoreError::from_status(500, body.as_bytes()));
+                    }
+                    let etag = body
+                        .split_once("<ETag>")
+                        .and_then(|(_, rest)| rest.split_once("</ETag>"))
+                        .map(|(etag, _)| strip_quotes(&etag.replace("&quot;", "\"")).to_owned())
+                        .filter(|e| !e.is_empty())
+                        .ok_or_else(|| {
+                            StoreError::BadResponse("a copy's answer has no ETag".into())
+                        })?;
+                    Ok(Some(etag))
+                }
                 s => Err(self.error_from(s, &mut resp).await),
             }
         })

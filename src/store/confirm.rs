@@ -22,7 +22,7 @@ pub const PROBE_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfirmError {
-    #[error("this link names another bucket")]
+    #[error("this upload names another bucket than signpost's")]
     WrongBucket,
     #[error("this key is outside the upload folder")]
     KeyOutsidePrefix,
@@ -77,6 +77,8 @@ pub struct Verifier {
     pub thumb_prefix: KeyPrefix,
     /// The records read or written lately.
     pub cache: RecordCache,
+    /// The canned ACL uploads are signed with, sent again by a copy that corrects a type.
+    pub acl: Option<String>,
     permits: Arc<Semaphore>,
     /// One confirmation per key at a time in this process: a second one (the sweep and the
     /// page at once, say) waits, then finds the record the first one wrote.
@@ -101,6 +103,7 @@ impl Verifier {
             max_decode_bytes,
             thumb_prefix,
             cache: RecordCache::default(),
+            acl: None,
             permits: Arc::new(Semaphore::new(Self::CONCURRENCY)),
             in_flight: Arc::default(),
         }
@@ -121,13 +124,16 @@ impl Verifier {
 
     /// The verifier the settings describe.
     pub fn for_settings(settings: &Settings) -> Self {
-        Self::new(
-            settings.prefix.clone(),
-            settings.thumb_prefix.clone(),
-            settings.limits.clone(),
-            settings.decode,
-            settings.max_decode_bytes,
-        )
+        Self {
+            acl: settings.acl.clone(),
+            ..Self::new(
+                settings.prefix.clone(),
+                settings.thumb_prefix.clone(),
+                settings.limits.clone(),
+                settings.decode,
+                settings.max_decode_bytes,
+            )
+        }
     }
 
     /// The record of `key` at `etag`, from the cache or the bucket.
@@ -235,29 +241,12 @@ async fn verify_object(
     head: &ObjectHead,
     on_reject: OnReject,
 ) -> Result<Confirmed, ConfirmError> {
+    // What it was stored as: a hint, corrected below when the bytes are another allowed type.
     let declared = head
         .content_type
         .as_deref()
         .map(|ct| ct.split(';').next().unwrap_or(ct).trim());
-    let Some(declared_type) = declared
-        .and_then(ImageType::from_mime)
-        .filter(|t| verifier.limits.allows(*t))
-    else {
-        let reason = format!(
-            "the file was stored as {}, which signpost does not accept",
-            declared.map_or_else(
-                || "an unknown type".to_owned(),
-                |d| format!(
-                    "“{}”",
-                    d.chars()
-                        .filter(|c| !c.is_control())
-                        .take(60)
-                        .collect::<String>()
-                )
-            )
-        );
-        return reject(client, verifier, key, reason, on_reject).await;
-    };
+    let declared_type = declared.and_then(ImageType::from_mime);
     // Only a multipart upload can outgrow its signature: a part sent again, larger, after
     // its completion was signed.
     if head.size > verifier.limits.max_bytes {
@@ -292,8 +281,13 @@ async fn verify_object(
     let decode = verifier.decode;
     let complete = probe.complete;
     let bytes = probe.bytes;
+    let allowed = verifier.limits.clone();
     let verdict = actix_web::rt::task::spawn_blocking(move || {
-        let mut verified = verify(&bytes, declared_type, complete, &decode)?;
+        // A type signpost does not accept is not decoded.
+        if let Some(t) = ImageType::sniff(&bytes).filter(|t| !allowed.allows(*t)) {
+            return Err(Refused::TypeNotAllowed(t));
+        }
+        let mut verified = verify(&bytes, complete, &decode)?;
         // The thumbnails come from the pixels verification decoded: one decode for both.
         let made = verified
             .pixels
@@ -306,12 +300,7 @@ async fn verify_object(
     drop(permit);
     let (verified, made) = match verdict {
         Ok(v) => v,
-        Err(
-            e @ (VerifyError::NotAnImage
-            | VerifyError::WrongType { .. }
-            | VerifyError::TooManyPixels { .. }
-            | VerifyError::Broken(_)),
-        ) => return reject(client, verifier, key, e.to_string(), on_reject).await,
+        Err(e) => return reject(client, verifier, key, e.to_string(), on_reject).await,
     };
 
     let uploaded_at = key
@@ -332,6 +321,34 @@ async fn verify_object(
             return reject(client, verifier, key, e.to_string(), on_reject).await;
         }
     }
+    // The type the user picked (or the browser guessed) is a hint: a valid image of another
+    // allowed type keeps its bytes and gets the right Content-Type, by a copy inside the
+    // store, before the record; the record carries the copy's ETag.
+    let mut etag = head.etag.clone();
+    let mut corrected_from = None;
+    if declared_type != Some(verified.image_type) {
+        let was = printable(declared.unwrap_or("no type"));
+        let to = verified.image_type.mime();
+        match client
+            .retype_in_place(key.as_str(), head, to, verifier.acl.as_deref())
+            .await?
+        {
+            Some(copied) => etag = copied,
+            // Replaced or removed meanwhile: the next confirmation sees what is there now.
+            None => return Err(ConfirmError::EtagMismatch),
+        }
+        tracing::info!(key = %key, from = %was, to, "corrected the type of an upload");
+        corrected_from = Some(was);
+    }
+    let alt = head.metadata.get("alt").and_then(|v| {
+        // Signed without JavaScript before it was typed: checked here.
+        crate::upload::parse_alt(&decode_metadata(v))
+            .inspect_err(|()| {
+                tracing::warn!(key = %key, "a description that is not one short line is ignored");
+            })
+            .ok()
+            .flatten()
+    });
     let decoded = made.is_some();
     let made = match made {
         Some(Ok(made)) => made,
@@ -342,11 +359,10 @@ async fn verify_object(
         }
         None => Vec::new(),
     };
-    let thumbnails =
-        thumbnails::store(client, &verifier.thumb_prefix, key, &head.etag, made).await?;
+    let thumbnails = thumbnails::store(client, &verifier.thumb_prefix, key, &etag, made).await?;
     Ok(Confirmed {
         key: key.clone(),
-        etag: head.etag.clone(),
+        etag,
         size: head.size,
         image_type: verified.image_type,
         dimensions: verified.dimensions,
@@ -356,7 +372,23 @@ async fn verify_object(
         owner,
         link,
         thumbnails: Some(thumbnails),
+        alt,
+        corrected_from,
     })
+}
+
+/// Why verification refused a file.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error("the file is a {} image, which signpost does not accept here", .0.label())]
+    TypeNotAllowed(ImageType),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+/// An untrusted value, short and printable, for a message.
+fn printable(value: &str) -> String {
+    value.chars().filter(|c| !c.is_control()).take(60).collect()
 }
 
 async fn reject(

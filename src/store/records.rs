@@ -49,9 +49,20 @@ pub struct Confirmed {
     /// Its thumbnails, smallest first: none when its pixels were not decoded (or could not
     /// be made smaller); `None` when its record predates thumbnails.
     pub thumbnails: Option<Vec<ThumbnailRef>>,
+    /// Its description for screen readers (`x-amz-meta-alt`), if it was given one.
+    pub alt: Option<String>,
+    /// The type it was stored as before confirmation corrected it to what its bytes are.
+    pub corrected_from: Option<String>,
 }
 
 impl Confirmed {
+    /// Its alternative text: the description it was given, or one made from its name.
+    pub fn alt_text(&self) -> String {
+        self.alt.clone().unwrap_or_else(|| {
+            crate::upload::default_alt(&self.filename, self.dimensions, self.image_type)
+        })
+    }
+
     /// A record written before thumbnails existed, of an image that can have them.
     pub fn needs_thumbnails(&self) -> bool {
         self.decoded && self.thumbnails.is_none()
@@ -89,6 +100,10 @@ struct Record {
     /// Absent in version 1.
     #[serde(default)]
     thumbnails: Option<Vec<ThumbnailJson>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    corrected_from: Option<String>,
 }
 
 fn anonymous() -> String {
@@ -127,6 +142,8 @@ impl Confirmed {
                     })
                     .collect()
             }),
+            alt: self.alt.clone(),
+            corrected_from: self.corrected_from.clone(),
         }
     }
 
@@ -168,6 +185,8 @@ impl Confirmed {
             owner: r.owner,
             link: r.link,
             thumbnails,
+            alt: r.alt,
+            corrected_from: r.corrected_from,
         })
     }
 }
@@ -284,6 +303,8 @@ mod tests {
                 height: 2,
                 format: ThumbnailFormat::Jpeg,
             }]),
+            alt: Some("A cat on a mat".into()),
+            corrected_from: Some("image/jpeg".into()),
         };
         let json = serde_json::to_vec(&c.to_record(at)).unwrap();
         let back: Record = serde_json::from_slice(&json).unwrap();

@@ -2,12 +2,14 @@
 //! is validated, how object keys and metadata are formed, how a stored file is verified,
 //! and the one code path that turns a validated request into a signed form.
 
+mod alt;
 mod image;
 mod key;
 pub mod multipart;
 mod presign;
 mod request;
 
+pub use alt::{MAX_ALT_CHARS, USER_METADATA_LIMIT, default_alt, parse_alt, user_metadata_bytes};
 pub use image::{Dimensions, ImageType};
 pub use key::{
     KeyPrefix, ObjectKey, UploadId, decode_metadata, encode_metadata, is_valid_key_char,

@@ -250,6 +250,9 @@ impl Presigner {
             form.field("x-amz-meta-width", w.to_string());
             form.field("x-amz-meta-height", h.to_string());
         }
+        if let Some(alt) = &upload.alt {
+            form.field("x-amz-meta-alt", encode_metadata(alt));
+        }
         self.seal(form, now, uploader)
     }
 
@@ -274,6 +277,9 @@ impl Presigner {
         if let Some((w, h)) = upload.dimensions {
             headers.push(("x-amz-meta-width".to_owned(), w.to_string()));
             headers.push(("x-amz-meta-height".to_owned(), h.to_string()));
+        }
+        if let Some(alt) = &upload.alt {
+            headers.push(("x-amz-meta-alt".to_owned(), encode_metadata(alt)));
         }
         headers.push((
             "x-amz-meta-owner".to_owned(),
@@ -327,6 +333,9 @@ impl Presigner {
             form.field("Content-Disposition", "attachment");
         }
         self.complete(&mut form, Completion::Redirect);
+        // The description is typed after the form was signed: any text is let through here,
+        // and confirmation checks it.
+        form.user_input("x-amz-meta-alt", "");
         self.seal(form, now, uploader)
     }
 }
@@ -417,6 +426,7 @@ mod tests {
             image_type: ImageType::Png,
             size: Some(10),
             dimensions: None,
+            alt: None,
         };
         let me = Uploader::anonymous();
         let a = p.presign(&upload, Completion::Created, Clock::Fixed(t), &me);
@@ -436,6 +446,7 @@ mod tests {
                 image_type: ImageType::Png,
                 size: Some(1),
                 dimensions: Some((1, 1)),
+                alt: Some("A cat".into()),
             };
             let mut me = Uploader::new("alice");
             me.link = Some("link-id".into());

@@ -75,6 +75,8 @@ pub struct UploadRequest {
     pub height: Option<u32>,
     /// Whom to sign for: only a delegate API token may name another owner.
     pub owner: Option<String>,
+    /// A description for screen readers, signed as `x-amz-meta-alt`.
+    pub alt: Option<String>,
 }
 
 /// A request that passed validation.
@@ -85,6 +87,8 @@ pub struct ValidUpload {
     pub image_type: ImageType,
     pub size: Option<u64>,
     pub dimensions: Option<(u32, u32)>,
+    /// Its description, trimmed (None when blank).
+    pub alt: Option<String>,
 }
 
 /// Why a request was refused. `code()` is stable: clients may match on it.
@@ -112,6 +116,11 @@ pub enum ValidationError {
         "Width and height must be given together, each a whole number from 1 to {MAX_DIMENSION}."
     )]
     DimensionsInvalid,
+    #[error(
+        "The description must be one line of at most {} characters.",
+        super::MAX_ALT_CHARS
+    )]
+    AltInvalid,
 }
 
 impl ValidationError {
@@ -126,6 +135,7 @@ impl ValidationError {
             Self::FileEmpty { .. } => "file_empty",
             Self::FileTooLarge { .. } => "file_too_large",
             Self::DimensionsInvalid => "dimensions_invalid",
+            Self::AltInvalid => "alt_invalid",
         }
     }
 }
@@ -188,11 +198,17 @@ impl UploadRequest {
             _ => return Err(ValidationError::DimensionsInvalid),
         };
 
+        let alt = match self.alt.as_deref() {
+            Some(given) => super::parse_alt(given).map_err(|()| ValidationError::AltInvalid)?,
+            None => None,
+        };
+
         Ok(ValidUpload {
             original_name: name.to_owned(),
             image_type,
             size: self.size,
             dimensions,
+            alt,
         })
     }
 }

@@ -100,6 +100,10 @@ struct ConfirmResponse<'a> {
     key: &'a str,
     etag: &'a str,
     filename: &'a str,
+    /// Its description for screen readers, or the text made from its name.
+    alt: String,
+    /// What it was sent as, when confirmation corrected its type.
+    corrected_from: Option<&'a str>,
     size: u64,
     content_type: &'static str,
     width: u32,
@@ -136,6 +140,8 @@ pub async fn confirm(
         key: c.key.as_str(),
         etag: &c.etag,
         filename: &c.filename,
+        alt: c.alt_text(),
+        corrected_from: c.corrected_from.as_deref(),
         size: c.size,
         content_type: c.image_type.mime(),
         width: c.dimensions.width,

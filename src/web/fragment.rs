@@ -1,4 +1,4 @@
-//! `GET /fragments/image-meta?filename=&content_type=&size=[&width=&height=]`: only the
+//! `GET /fragments/image-meta?filename=&content_type=&size=[&width=&height=][&alt=]`: only the
 //! image-meta partial, freshly signed for the file the user chose. htmx-style: the same
 //! answer with or without `HX-Request`.
 
@@ -38,6 +38,7 @@ pub fn upload_request(q: &Query) -> Result<UploadRequest, Problem> {
         width: q.number("width", dimensions_problem)?,
         height: q.number("height", dimensions_problem)?,
         owner: None,
+        alt: q.get("alt").map(str::to_owned),
     })
 }
 

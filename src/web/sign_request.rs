@@ -58,6 +58,9 @@ pub struct SignRequest {
     pub height: Option<u32>,
     #[serde(default)]
     pub owner: Option<String>,
+    /// A description for screen readers (first request of a file).
+    #[serde(default)]
+    pub alt: Option<String>,
 }
 
 /// `{method, url, key, headers, fields?, expires_at}`.
@@ -96,6 +99,7 @@ impl SignRequest {
             width: self.width,
             height: self.height,
             owner: self.owner.clone(),
+            alt: self.alt.clone(),
         }
     }
 

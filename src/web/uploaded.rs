@@ -61,6 +61,11 @@ pub struct UploadView {
     pub key: String,
     pub owner: String,
     pub filename: String,
+    /// Its description, or the text made from its name.
+    pub alt: String,
+    /// Set when its type was corrected: what it was sent as.
+    pub corrected_from: Option<String>,
+    pub type_mime: &'static str,
     pub image_url: String,
     /// None: no picture could be made (too large to decode); a placeholder is shown.
     pub thumb: Option<ThumbView>,
@@ -77,6 +82,9 @@ impl UploadView {
             key: c.key.as_str().to_owned(),
             owner: c.owner.clone(),
             filename: c.filename.clone(),
+            alt: c.alt_text(),
+            corrected_from: c.corrected_from.clone(),
+            type_mime: c.image_type.mime(),
             image_url: state.urls.original(c.key.as_str(), c.image_type.mime()),
             thumb: ThumbView::new(state, c),
             size: human_bytes(c.size),

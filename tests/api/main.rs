@@ -12,6 +12,7 @@ mod cli;
 mod confirmation;
 mod embedded_store;
 mod faults;
+mod forgiving;
 mod gallery;
 mod hostile;
 mod identity;

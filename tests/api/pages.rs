@@ -420,9 +420,9 @@ async fn forged_confirmation_links_get_their_error_pages() {
 #[actix_web::test]
 async fn a_file_that_lies_about_its_type_is_deleted() {
     let app = spawn_app().await;
-    let gif = testdata::gif();
-    // Declared PNG, really a GIF.
-    let r = upload_through_page(&app, "liar.png", "image/png", &gif).await;
+    let svg = testdata::svg_script();
+    // Declared PNG, really an SVG with a script.
+    let r = upload_through_page(&app, "liar.png", "image/png", &svg).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let location = r.header("location").unwrap().to_owned();
     let page = app.get(&location).await;
@@ -434,7 +434,7 @@ async fn a_file_that_lies_about_its_type_is_deleted() {
     );
     assert!(
         page.body
-            .contains("GIF image but was stored as image/png; it will be removed"),
+            .contains("not an image signpost accepts (its first bytes match no JPEG, PNG, GIF or WebP header); it will be removed"),
         "{}",
         page.body
     );

@@ -15,8 +15,9 @@ use crate::helpers::{api_fields, etag_of};
 use crate::notify::{Receiver, SECRET};
 use crate::process::Server;
 
-/// Short, so that a takeover happens within seconds.
-const TTL_SECS: u64 = 3;
+/// Short, so that a takeover happens within seconds; not so short that a heartbeat late on
+/// a loaded machine (beats come every third of it) looks like a death.
+const TTL_SECS: u64 = 8;
 
 fn args(rx: &Receiver, id: &str, ttl_secs: u64) -> Vec<String> {
     let ttl = ttl_secs.to_string();

@@ -119,6 +119,7 @@ fn signed_at(p: &Presigner, name: &str, size: usize, clock: Clock) -> SignedUplo
         width: Some(4),
         height: Some(3),
         owner: None,
+        alt: None,
     };
     let valid = req.validate(&p.limits, true).unwrap();
     p.presign(&valid, Completion::Created, clock, &Uploader::anonymous())

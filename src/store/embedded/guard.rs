@@ -57,6 +57,17 @@ fn check_key(key: &str) -> S3Result<()> {
     }
 }
 
+/// Store non-ASCII metadata the way S3 returns it, as an RFC 2047 word: a form typed by a
+/// person (a description in the no-script form) may carry any text, and s3s-fs would
+/// otherwise keep bytes it cannot send back as a header. Control characters stay refused.
+fn encode_metadata_values(metadata: Option<&mut Metadata>) {
+    for value in metadata.into_iter().flat_map(|m| m.values_mut()) {
+        if !header_safe(value) && !value.chars().any(char::is_control) {
+            *value = crate::upload::encode_metadata(value);
+        }
+    }
+}
+
 /// The object's headers and metadata, as they would be stored.
 fn check_headers(
     content_type: Option<&str>,
@@ -109,6 +120,7 @@ impl S3Access for Guard {
 
     /// Plain PUTs, presigned PUTs and POST Object uploads alike.
     async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
+        encode_metadata_values(req.input.metadata.as_mut());
         let i = &req.input;
         check_key(&i.key)?;
         check_headers(

@@ -182,6 +182,7 @@ fn upload_one(state: &State) -> (String, String) {
         width: Some(4),
         height: Some(3),
         owner: None,
+        alt: None,
     };
     let valid = request.validate(&state.presigner.limits, true).unwrap();
     let signed = state.presigner.presign(

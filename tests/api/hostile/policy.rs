@@ -346,6 +346,7 @@ impl Ask {
             width: self.width,
             height: self.height,
             owner: None,
+            alt: None,
         }
     }
 
