@@ -80,7 +80,7 @@ async fn axe_finds_no_serious_violation_on_any_page_or_state() {
     b.finish().await;
 }
 
-/// Keyboard only: Tab to the file input (a path typed into it, as WebDriver does for a
+/// Keyboard only: Tab to the description, type it; Tab to the file input (a path typed into it, as WebDriver does for a
 /// picker no script can drive), Tab to Save, Enter; then Tab to the gallery's item, Enter.
 #[actix_web::test]
 async fn a_keyboard_alone_uploads_and_opens_the_gallery_item() {
@@ -92,6 +92,9 @@ async fn a_keyboard_alone_uploads_and_opens_the_gallery_item() {
     let file = write(dir.path(), "keys.png", &testdata::png(40, 30));
 
     open(&b, &app).await;
+    b.tab_to("#alt").await;
+    focus_visible(&b, "the description").await;
+    b.type_text("Keys on a hook").await;
     b.tab_to("#myImage").await;
     focus_visible(&b, "the file input").await;
     b.type_text(&paths(&[&file])).await;
@@ -106,6 +109,13 @@ async fn a_keyboard_alone_uploads_and_opens_the_gallery_item() {
     focus_visible(&b, "the gallery item").await;
     b.key(ENTER).await;
     assert_eq!(landed(&b, "keys.png").await, (40, 30));
+    let alt = b
+        .js(
+            "return document.getElementById('uploadedImage').alt;",
+            vec![],
+        )
+        .await;
+    assert_eq!(alt, json!("Keys on a hook"));
     b.finish().await;
 }
 

@@ -387,3 +387,146 @@ async fn the_drop_zone_says_drop_and_shows_no_empty_box() {
     );
     b.finish().await;
 }
+
+/// The gallery's `alt` for each picture, by file name.
+pub async fn gallery_alts(b: &Browser, app: &TestApp, n: usize) -> Value {
+    b.goto(&app.url("/gallery")).await;
+    b.wait(
+        &format!("{n} pictures in the gallery"),
+        "const c = [...document.querySelectorAll('.gallery li.card')];
+         return c.length === arguments[0]
+             ? Object.fromEntries(c.map((x) => [x.querySelector('.name').textContent, x.querySelector('img').alt]))
+             : null;",
+        vec![json!(n)],
+        |v| !v.is_null(),
+    )
+    .await
+}
+
+/// Descriptions typed on the page reach the gallery's `alt`: the form's (signed again as it
+/// changes, pinned in the signed fields, never posted beside them) and each card's own.
+#[actix_web::test]
+async fn descriptions_reach_the_gallerys_alt() {
+    let Some(b) = Browser::start("descriptions").await else {
+        return;
+    };
+    let app = crate::helpers::spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let one = write(dir.path(), "IMG_0001.png", &testdata::png(40, 30));
+    let two = write(dir.path(), "IMG_0002.png", &testdata::png(30, 40));
+    let three = write(dir.path(), "IMG_0003.png", &testdata::png(20, 20));
+
+    // One file: the description typed after signing is signed again before Save.
+    open(&b, &app).await;
+    let named = b
+        .js("return document.getElementById('alt').name;", vec![])
+        .await;
+    assert_eq!(
+        named,
+        json!(""),
+        "the form would post the description twice"
+    );
+    choose(&b, &[&one]).await;
+    signed_for(&b, "IMG_0001.png").await;
+    b.find("#alt")
+        .await
+        .send_keys("A red kite over the hill")
+        .await
+        .unwrap();
+    b.wait(
+        "the form signed again with the description",
+        "const f = document.querySelector('#image-meta [name=\"x-amz-meta-alt\"]');
+         return f && f.type === 'hidden' && !document.getElementById('btnSave').disabled ? f.value : null;",
+        vec![],
+        |v| v == &json!("A red kite over the hill"),
+    )
+    .await;
+    b.find("#btnSave").await.click().await.unwrap();
+    landed(&b, "IMG_0001.png").await;
+
+    // Two files: each card's description goes with its own signature; the form's is hidden.
+    open(&b, &app).await;
+    choose(&b, &[&two, &three]).await;
+    settled_cards(&b, 2).await;
+    let form_alt = b
+        .js(
+            "return document.getElementById('alt').offsetParent === null;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        form_alt,
+        json!(true),
+        "the form's description shows beside the cards'"
+    );
+    let fields = b
+        .js(
+            "return [...document.querySelectorAll('#cards li.card input')].map((i) =>
+             [i.labels[0].textContent.trim(), i.maxLength]);",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        fields,
+        json!([
+            ["Description (for screen readers)", 250],
+            ["Description (for screen readers)", 250]
+        ])
+    );
+    b.find("#cards li.card:nth-child(1) input")
+        .await
+        .send_keys("Boats in the harbour")
+        .await
+        .unwrap();
+    b.find("#btnSave").await.click().await.unwrap();
+    b.wait(
+        "both cards done",
+        "return [...document.querySelectorAll('#cards li.card')].every((c) => c.dataset.state === 'done');",
+        vec![],
+        |v| v == &json!(true),
+    )
+    .await;
+
+    let alts = gallery_alts(&b, &app, 3).await;
+    assert_eq!(
+        alts["IMG_0001.png"],
+        json!("A red kite over the hill"),
+        "{alts}"
+    );
+    assert_eq!(
+        alts["IMG_0002.png"],
+        json!("Boats in the harbour"),
+        "{alts}"
+    );
+    // No description: the server's default, never the file name.
+    let default = alts["IMG_0003.png"].as_str().unwrap();
+    assert!(!default.contains("IMG_0003"), "{alts}");
+    b.finish().await;
+}
+
+/// A description the server refuses (a control character, which no keyboard types but a
+/// paste or a script can) is shown like any signing error, and Save stays off.
+#[actix_web::test]
+async fn a_refused_description_is_shown_and_save_stays_off() {
+    let Some(b) = Browser::start("bad_description").await else {
+        return;
+    };
+    let app = crate::helpers::spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let one = write(dir.path(), "bell.png", &testdata::png(40, 30));
+    open(&b, &app).await;
+    choose(&b, &[&one]).await;
+    signed_for(&b, "bell.png").await;
+    b.js(
+        "const a = document.getElementById('alt');
+         a.value = 'ding\\u0007dong';
+         a.dispatchEvent(new Event('input', { bubbles: true }));",
+        vec![],
+    )
+    .await;
+    let said = alert(&b).await;
+    eprintln!("bad description: {said}");
+    assert!(said.to_lowercase().contains("description"), "{said}");
+    assert!(!b.find("#btnSave").await.is_enabled().await.unwrap());
+    b.finish().await;
+}
