@@ -1,6 +1,7 @@
 //! The upload page as people use it, in headless Chromium: a pasted image, a file the browser
 //! cannot read refused before anything is signed, buttons that count only what will upload,
-//! the camera beside (never inside) the signed form, the drop zone's words.
+//! the camera beside (never inside) the signed form, the drop zone's words, and descriptions
+//! that reach the gallery's `alt`.
 
 use std::path::{Path, PathBuf};
 
