@@ -315,6 +315,14 @@ impl Application {
 
         let factory_state = state.clone();
         let server = HttpServer::new(move || app(factory_state.clone()))
+            // A streamed body (actix-files reads a file off the workers) is written after its
+            // headers: without TCP_NODELAY, Nagle's algorithm holds it until the client's
+            // delayed ACK, 40 ms later, on every keep-alive request.
+            .on_connect(|conn, _| {
+                if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                    let _ = tcp.set_nodelay(true);
+                }
+            })
             .listen(listener)
             .map_err(|source| StartupError::Bind { addr, source })?
             .shutdown_timeout(grace.as_secs())

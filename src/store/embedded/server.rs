@@ -191,7 +191,12 @@ pub async fn serve(listener: StdListener, front: Arc<Front>, stop: &mut watch::R
         };
         let socket = tokio::select! {
             res = listener.accept() => match res {
-                Ok((socket, _)) => socket,
+                Ok((socket, _)) => {
+                    // Object bodies are streamed after their headers, as the site's static
+                    // files are: no waiting for the client's delayed ACK.
+                    let _ = socket.set_nodelay(true);
+                    socket
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "embedded store: accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
