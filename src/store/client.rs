@@ -489,10 +489,8 @@ impl S3Client {
                     if body.contains("<Error>") {
                         return Err(StoreError::from_status(500, body.as_bytes()));
                     }
-                    let etag = body
-                        .split_once("<ETag>")
-                        .and_then(|(_, rest)| rest.split_once("</ETag>"))
-                        .map(|(etag, _)| strip_quotes(&etag.replace("&quot;", "\"")).to_owned())
+                    let etag = xml_value(&body, "ETag")
+                        .map(|etag| strip_quotes(&etag.replace("&quot;", "\"")).to_owned())
                         .filter(|e| !e.is_empty())
                         .ok_or_else(|| {
                             StoreError::BadResponse("a copy's answer has no ETag".into())

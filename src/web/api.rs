@@ -67,13 +67,14 @@ pub async fn presign(
     let valid = body
         .validate(&state.presigner.limits, true)
         .map_err(ApiError::validation)?;
-    let file = signing::FileAsked {
-        name: &valid.original_name,
-        size: valid.size,
-        content_type: valid.image_type.mime(),
-    };
-    let (_, uploader) =
-        signing::uploader(&req, &state, &client, body.owner.as_deref(), Some(file)).await?;
+    let (_, uploader) = signing::uploader(
+        &req,
+        &state,
+        &client,
+        body.owner.as_deref(),
+        Some((&valid).into()),
+    )
+    .await?;
     let signed = state
         .presigner
         .presign(&valid, Completion::Created, state.clock, &uploader);

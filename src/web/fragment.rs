@@ -55,12 +55,8 @@ pub async fn image_meta(
     })?;
     let request = upload_request(&query)?;
     let valid = request.validate(&state.presigner.limits, true)?;
-    let file = signing::FileAsked {
-        name: &valid.original_name,
-        size: valid.size,
-        content_type: valid.image_type.mime(),
-    };
-    let (_, uploader) = signing::uploader(&req, &state, &client, None, Some(file)).await?;
+    let (_, uploader) =
+        signing::uploader(&req, &state, &client, None, Some((&valid).into())).await?;
     let signed = state
         .presigner
         .presign(&valid, Completion::Redirect, state.clock, &uploader);

@@ -176,13 +176,14 @@ async fn first_request(
     let valid = asked
         .validate(&state.presigner.limits, true)
         .map_err(ApiError::validation)?;
-    let file = signing::FileAsked {
-        name: &valid.original_name,
-        size: valid.size,
-        content_type: valid.image_type.mime(),
-    };
-    let (_, uploader) =
-        signing::uploader(req, state, client, asked.owner.as_deref(), Some(file)).await?;
+    let (_, uploader) = signing::uploader(
+        req,
+        state,
+        client,
+        asked.owner.as_deref(),
+        Some((&valid).into()),
+    )
+    .await?;
     Ok((valid, uploader))
 }
 

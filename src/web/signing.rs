@@ -11,7 +11,7 @@ use super::ratelimit::fingerprint;
 use crate::identity::Identity;
 use crate::identity::links::LinkError;
 use crate::store::{S3Client, links};
-use crate::upload::Uploader;
+use crate::upload::{Uploader, ValidUpload};
 
 /// The file a request signs for, as far as it is known (the page's first render knows none).
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +19,16 @@ pub struct FileAsked<'a> {
     pub name: &'a str,
     pub size: Option<u64>,
     pub content_type: &'a str,
+}
+
+impl<'a> From<&'a ValidUpload> for FileAsked<'a> {
+    fn from(valid: &'a ValidUpload) -> Self {
+        Self {
+            name: &valid.original_name,
+            size: valid.size,
+            content_type: valid.image_type.mime(),
+        }
+    }
 }
 
 fn forbidden(code: &'static str, message: impl Into<std::borrow::Cow<'static, str>>) -> Problem {
