@@ -7,7 +7,7 @@ use signpost::testdata;
 
 use crate::helpers::browser::{Browser, ENTER};
 use crate::helpers::{TestApp, uploaded_path};
-use crate::page::{choose, landed, open, paths, settled_cards, signed_for, write};
+use crate::page::{choose, landed, paths, settled_cards, signed_for, write};
 
 /// The focused element shows a ring: a solid outline at least 2 px wide.
 async fn focus_visible(b: &Browser, what: &str) {
@@ -27,7 +27,7 @@ async fn axe_finds_no_serious_violation_on_any_page_or_state() {
     let app = crate::helpers::spawn_with(|c| c.max_bytes = 20_000).await;
     let dir = tempfile::tempdir().unwrap();
 
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     b.axe("the empty upload page").await;
 
     // Cards: one waiting with its description field, one refused.
@@ -91,7 +91,7 @@ async fn a_keyboard_alone_uploads_and_opens_the_gallery_item() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "keys.png", &testdata::png(40, 30));
 
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     b.tab_to("#alt").await;
     focus_visible(&b, "the description").await;
     b.type_text("Keys on a hook").await;
@@ -130,8 +130,8 @@ async fn a_keyboard_alone_retries_after_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "again.png", &testdata::png(36, 24));
 
-    open(&b, &app).await;
-    spoil_first_signature(&b).await;
+    b.open_upload_page(&app.url("/")).await;
+    b.spoil_first_signature().await;
     b.tab_to("#myImage").await;
     b.type_text(&paths(&[&file])).await;
     signed_for(&b, "again.png").await;
@@ -157,24 +157,6 @@ async fn a_keyboard_alone_retries_after_a_failure() {
     b.finish().await;
 }
 
-/// The first `/api/presign` answer the page gets carries a wrong signature, so the store
-/// refuses that upload (what a store error looks like to the page).
-pub async fn spoil_first_signature(b: &Browser) {
-    b.js(
-        "const real = window.fetch; let once = true;
-         window.fetch = async (url, opts) => {
-             const r = await real(url, opts);
-             if (!once || !String(url).includes('/api/presign')) return r;
-             once = false;
-             const j = await r.json();
-             j.fields['x-amz-signature'] = '0'.repeat(64);
-             return new Response(JSON.stringify(j), { status: 200, headers: { 'Content-Type': 'application/json' } });
-         };",
-        vec![],
-    )
-    .await;
-}
-
 /// A card's Retry by keyboard: Tab to it, Enter; the focus stays on the card.
 #[actix_web::test]
 async fn a_keyboard_alone_retries_a_card() {
@@ -186,8 +168,8 @@ async fn a_keyboard_alone_retries_a_card() {
     let one = write(dir.path(), "one.png", &testdata::png(20, 20));
     let two = write(dir.path(), "two.png", &testdata::png(30, 20));
 
-    open(&b, &app).await;
-    spoil_first_signature(&b).await;
+    b.open_upload_page(&app.url("/")).await;
+    b.spoil_first_signature().await;
     b.tab_to("#myImage").await;
     b.type_text(&paths(&[&one, &two])).await;
     settled_cards(&b, 2).await;

@@ -25,19 +25,6 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("temporary paths are UTF-8")
 }
 
-/// Wait until the page's script has run (it makes the input `multiple` and disables Save).
-async fn open_upload_page(b: &Browser, app: &crate::helpers::TestApp) {
-    b.goto(&app.url("/")).await;
-    b.wait(
-        "the upload page's script to start",
-        "const i = document.getElementById('myImage'), s = document.getElementById('btnSave');
-         return !!(i && s && i.multiple && s.disabled);",
-        vec![],
-        |v| v == &json!(true),
-    )
-    .await;
-}
-
 /// The natural size of the image `css` once it has loaded from a URL starting with `scheme`,
 /// with that URL.
 async fn loaded_image(b: &Browser, what: &str, css: &str, scheme: &str) -> (u64, u64, String) {
@@ -143,7 +130,7 @@ async fn upload_one(
     h: u32,
 ) {
     let path = png_file(dir, name, w, h);
-    open_upload_page(b, app).await;
+    b.open_upload_page(&app.url("/")).await;
     let before = b
         .js(
             "return document.getElementById('imagePreview').src;",
@@ -401,7 +388,7 @@ async fn an_oversized_file_shows_the_error_and_uploads_nothing() {
         "the test file must exceed the limit ({size} bytes)"
     );
 
-    open_upload_page(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     b.find("#myImage")
         .await
         .send_keys(path_str(&path))
@@ -476,7 +463,7 @@ async fn three_files_at_once_upload_with_progress() {
         .collect::<Vec<_>>()
         .join("\n");
 
-    open_upload_page(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     b.js(OBSERVE_CARDS, vec![]).await;
     b.find("#myImage").await.send_keys(&joined).await.unwrap();
     let before = expect_cards(&b, 3).await;
@@ -509,7 +496,7 @@ async fn a_dropped_file_uploads_like_a_chosen_one() {
         return;
     };
     let app = crate::helpers::spawn_app().await;
-    open_upload_page(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     drop_files(&b, &[("dropped.png", testdata::png(50, 40))]).await;
     expect_single_file_ready(&b, "dropped.png", (50, 40)).await;
     save_and_land_on_uploaded(&b, "dropped.png", (50, 40)).await;
@@ -523,7 +510,7 @@ async fn two_dropped_files_make_two_cards_that_upload() {
         return;
     };
     let app = crate::helpers::spawn_app().await;
-    open_upload_page(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     b.js(OBSERVE_CARDS, vec![]).await;
     drop_files(
         &b,
@@ -566,7 +553,7 @@ async fn a_file_over_the_limit_fails_on_its_card_while_the_others_upload() {
         .collect::<Vec<_>>()
         .join("\n");
 
-    open_upload_page(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     b.js(OBSERVE_CARDS, vec![]).await;
     b.find("#myImage").await.send_keys(&joined).await.unwrap();
     let before = expect_cards(&b, 3).await;

@@ -34,19 +34,6 @@ pub async fn choose(b: &Browser, files: &[&PathBuf]) {
     }
 }
 
-/// Open the upload page and wait until its script has run (it makes the input `multiple`).
-pub async fn open(b: &Browser, app: &TestApp) {
-    b.goto(&app.url("/")).await;
-    b.wait(
-        "the upload page's script to start",
-        "const i = document.getElementById('myImage');
-         return !!(i && i.multiple && document.getElementById('btnSave').disabled);",
-        vec![],
-        |v| v == &json!(true),
-    )
-    .await;
-}
-
 /// Wait until the form is signed for `name` and Save is enabled.
 pub async fn signed_for(b: &Browser, name: &str) {
     b.wait(
@@ -151,7 +138,7 @@ async fn a_pasted_image_uploads() {
         return;
     };
     let app = crate::helpers::spawn_app().await;
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     let r = b
         .js(
             PASTE,
@@ -195,7 +182,7 @@ async fn a_file_the_browser_cannot_read_is_refused_before_signing() {
     let good = write(dir.path(), "good.png", &testdata::png(30, 20));
 
     // Alone: the message, Save off.
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     signing_requests(&b).await;
     choose(&b, &[&liar]).await;
     let said = alert(&b).await;
@@ -216,7 +203,7 @@ async fn a_file_the_browser_cannot_read_is_refused_before_signing() {
     assert!(asked[0].0.contains("filename=good.png"), "{asked:?}");
 
     // In a batch: its card fails with the message, the button counts one.
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     signing_requests(&b).await;
     choose(&b, &[&liar, &good]).await;
     let cards = settled_cards(&b, 2).await;
@@ -270,7 +257,7 @@ async fn the_upload_button_counts_only_what_will_upload() {
     let text = write(dir.path(), "notes.txt", b"hello");
     assert!(std::fs::metadata(&big).unwrap().len() > 20_000);
 
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     choose(&b, &[&small, &big, &other]).await;
     settled_cards(&b, 3).await;
     let btn = b.find("#btnSave").await;
@@ -278,7 +265,7 @@ async fn the_upload_button_counts_only_what_will_upload() {
     assert!(btn.is_enabled().await.unwrap());
 
     // Two files that cannot upload: nothing to press.
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     choose(&b, &[&big, &text]).await;
     let cards = settled_cards(&b, 2).await;
     assert!(
@@ -315,7 +302,7 @@ async fn the_camera_input_is_outside_the_signed_form() {
         .map(|e| e.value().attr("id").unwrap_or_default().to_owned());
     assert_eq!(last.as_deref(), Some("myImage"));
 
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     let v = b
         .js(
             "const form = document.getElementById('formBlob'), cam = document.getElementById('camera');
@@ -370,7 +357,7 @@ async fn the_drop_zone_says_drop_and_shows_no_empty_box() {
         return;
     };
     let app = crate::helpers::spawn_app().await;
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     let v = b
         .js(
             "const z = document.getElementById('drop'), i = document.getElementById('imagePreview');
@@ -418,7 +405,7 @@ async fn descriptions_reach_the_gallerys_alt() {
     let three = write(dir.path(), "IMG_0003.png", &testdata::png(20, 20));
 
     // One file: the description typed after signing is signed again before Save.
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     let named = b
         .js("return document.getElementById('alt').name;", vec![])
         .await;
@@ -446,7 +433,7 @@ async fn descriptions_reach_the_gallerys_alt() {
     landed(&b, "IMG_0001.png").await;
 
     // Two files: each card's description goes with its own signature; the form's is hidden.
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     choose(&b, &[&two, &three]).await;
     settled_cards(&b, 2).await;
     let form_alt = b
@@ -515,7 +502,7 @@ async fn a_refused_description_is_shown_and_save_stays_off() {
     let app = crate::helpers::spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
     let one = write(dir.path(), "bell.png", &testdata::png(40, 30));
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     choose(&b, &[&one]).await;
     signed_for(&b, "bell.png").await;
     b.js(

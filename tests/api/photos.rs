@@ -9,7 +9,6 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
 use crate::helpers::browser::Browser;
 
 /// Draw a JPEG of about `arguments[1]` bytes, keep it as `window.__photos[arguments[0]]`,
@@ -71,18 +70,6 @@ async fn make_photo(b: &Browser, name: &str, target: u64) -> Photo {
     }
 }
 
-async fn open(b: &Browser, app: &TestApp) {
-    b.goto(&app.url("/")).await;
-    b.wait(
-        "the upload page's script to start",
-        "const i = document.getElementById('myImage');
-         return !!(i && i.multiple && document.getElementById('btnSave').disabled);",
-        vec![],
-        |v| v == &json!(true),
-    )
-    .await;
-}
-
 /// Wait until Save is enabled for a single chosen file, signed for it.
 async fn ready_to_save(b: &Browser, name: &str) {
     b.wait(
@@ -135,7 +122,7 @@ async fn real_photos_upload_one_by_one_and_eight_at_once() {
 
     // Six single saves, 150 KiB to 6 MiB.
     for (i, kib) in [150u64, 400, 900, 1800, 3500, 6000].into_iter().enumerate() {
-        open(&b, &app).await;
+        b.open_upload_page(&app.url("/")).await;
         let photo = make_photo(&b, &format!("IMG_{i:04}.jpg"), kib * 1024).await;
         assert!(
             (140 * 1024..=6 * 1024 * 1024 + 400 * 1024).contains(&photo.bytes),
@@ -154,7 +141,7 @@ async fn real_photos_upload_one_by_one_and_eight_at_once() {
     }
 
     // A batch of eight, 180 KiB to 6 MiB.
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     let mut names = Vec::new();
     for (i, kib) in [180u64, 6000, 450, 2500, 900, 4200, 300, 1200]
         .into_iter()
@@ -257,22 +244,10 @@ async fn a_store_error_is_shown_with_a_retry_that_works() {
         return;
     };
     let app = crate::helpers::spawn_app().await;
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     let photo = make_photo(&b, "retry.jpg", 200 * 1024).await;
     // The first signature the page gets is spoiled, so the store refuses that upload.
-    b.js(
-        "const real = window.fetch; let once = true;
-         window.fetch = async (url, opts) => {
-             const r = await real(url, opts);
-             if (!once || !String(url).includes('/api/presign')) return r;
-             once = false;
-             const j = await r.json();
-             j.fields['x-amz-signature'] = '0'.repeat(64);
-             return new Response(JSON.stringify(j), { status: 200, headers: { 'Content-Type': 'application/json' } });
-         };",
-        vec![],
-    )
-    .await;
+    b.spoil_first_signature().await;
     b.js(CHOOSE, vec![json!([photo.name])]).await;
     ready_to_save(&b, &photo.name).await;
     b.find("#btnSave").await.click().await.unwrap();
@@ -306,7 +281,7 @@ async fn without_xhr_access_to_the_store_the_form_posts_itself() {
         return;
     };
     let app = crate::helpers::spawn_app().await;
-    open(&b, &app).await;
+    b.open_upload_page(&app.url("/")).await;
     let photo = make_photo(&b, "fallback.jpg", 300 * 1024).await;
     // What a browser does when CORS refuses a request: an error, no status.
     b.js(

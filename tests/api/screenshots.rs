@@ -11,7 +11,7 @@ use signpost::testdata;
 
 use crate::helpers::browser::Browser;
 use crate::helpers::uploaded_path;
-use crate::page::{choose, open, settled_cards, signed_for, write};
+use crate::page::{choose, settled_cards, signed_for, write};
 
 /// Save the page as `dir/<state>-<width>.png`, the whole page, not only the window.
 async fn shot(b: &Browser, dir: &Path, state: &str, width: u32) {
@@ -59,7 +59,7 @@ async fn screenshots() {
             json!({ "enabled": phone, "maxTouchPoints": if phone { 5 } else { 1 } }),
         )
         .await;
-        open(&b, &app).await;
+        b.open_upload_page(&app.url("/")).await;
         shot(&b, &out, "1-empty", width).await;
         choose(&b, &[&photo]).await;
         signed_for(&b, "harbour at dusk.png").await;

@@ -168,6 +168,38 @@ impl Browser {
         let _ = self.client.clone().close().await;
     }
 
+    /// Open the upload page at `url` and wait until its script has run (it makes the file
+    /// input `multiple` and disables Save).
+    pub async fn open_upload_page(&self, url: &str) {
+        self.goto(url).await;
+        self.wait(
+            "the upload page's script to start",
+            "const i = document.getElementById('myImage'), s = document.getElementById('btnSave');
+             return !!(i && s && i.multiple && s.disabled);",
+            vec![],
+            |v| v == &json!(true),
+        )
+        .await;
+    }
+
+    /// The first `/api/presign` answer the page gets carries a wrong signature, so the store
+    /// refuses that upload (what a store error looks like to the page).
+    pub async fn spoil_first_signature(&self) {
+        self.js(
+            "const real = window.fetch; let once = true;
+             window.fetch = async (url, opts) => {
+                 const r = await real(url, opts);
+                 if (!once || !String(url).includes('/api/presign')) return r;
+                 once = false;
+                 const j = await r.json();
+                 j.fields['x-amz-signature'] = '0'.repeat(64);
+                 return new Response(JSON.stringify(j), { status: 200, headers: { 'Content-Type': 'application/json' } });
+             };",
+            vec![],
+        )
+        .await;
+    }
+
     pub async fn goto(&self, url: &str) {
         if let Err(e) = self.client.goto(url).await {
             self.fail(&format!("could not open {url}: {e}")).await;
@@ -220,7 +252,10 @@ impl Browser {
 
     /// Run a DevTools protocol command (`Emulation.setDeviceMetricsOverride`, say).
     pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
-        let command = Cdp(json!({ "cmd": cmd, "params": params }));
+        let command = ChromeCommand {
+            path: "goog/cdp/execute",
+            body: json!({ "cmd": cmd, "params": params }),
+        };
         match self.client.issue_cmd(command).await {
             Ok(v) => v,
             Err(e) => {
@@ -243,7 +278,14 @@ impl Browser {
     /// The DevTools network events (`{"method": "Network.…", "params": …}`) since the last
     /// call, from chromedriver's performance log.
     pub async fn network_events(&self) -> Vec<Value> {
-        let entries = match self.client.issue_cmd(PerformanceLog).await {
+        let entries = match self
+            .client
+            .issue_cmd(ChromeCommand {
+                path: "se/log",
+                body: json!({ "type": "performance" }),
+            })
+            .await
+        {
             Ok(v) => v,
             Err(e) => self.fail(&format!("no performance log: {e}")).await,
         };
@@ -427,45 +469,29 @@ impl Browser {
     }
 }
 
-/// chromedriver's `POST /session/{id}/goog/cdp/execute`.
+/// A chromedriver extension: `POST /session/{id}/<path>` with a JSON body
+/// (`goog/cdp/execute` for DevTools commands, `se/log` for the performance log).
 #[derive(Debug)]
-struct Cdp(Value);
-
-impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(self.0.to_string()))
-    }
+struct ChromeCommand {
+    path: &'static str,
+    body: Value,
 }
 
-/// chromedriver's `POST /session/{id}/se/log` for the `performance` log.
-#[derive(Debug)]
-struct PerformanceLog;
-
-impl fantoccini::wd::WebDriverCompatibleCommand for PerformanceLog {
+impl fantoccini::wd::WebDriverCompatibleCommand for ChromeCommand {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"performance"}"#.into()))
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }
 
