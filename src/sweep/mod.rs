@@ -318,19 +318,21 @@ impl Sweeper {
                         dirty = true;
                         continue;
                     };
+                    let id = event_id(c.key.as_str(), &confirmed.etag);
+                    if cp.is_delivered(&id) {
+                        cp.settle(c.key.as_str(), now_ms);
+                        continue;
+                    }
+                    if cp.is_waiting(&id, now_ms) {
+                        pending = min_ms(pending, c.at_ms);
+                        continue;
+                    }
+                    // Only an event that is sent gets its thumbnails' URLs signed.
                     let event = Event::new(
                         &self.bucket,
                         &confirmed,
                         delivery.deliverer.thumbnail_links(&confirmed),
                     );
-                    if cp.is_delivered(&event.id) {
-                        cp.settle(c.key.as_str(), now_ms);
-                        continue;
-                    }
-                    if cp.is_waiting(&event.id, now_ms) {
-                        pending = min_ms(pending, c.at_ms);
-                        continue;
-                    }
                     if cp.retrying.contains_key(&event.id) {
                         again.push((event, c.at_ms));
                         continue;
