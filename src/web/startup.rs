@@ -129,6 +129,7 @@ fn static_files(
     >,
 > {
     web::scope("/static")
+        .wrap(Compress::default())
         .wrap(from_fn(assets::static_headers))
         .service(
             Files::new("", dir)
@@ -149,6 +150,10 @@ async fn no_favicon() -> HttpResponse {
 }
 
 /// The application: routes, extractor limits, security headers and request logging.
+///
+/// Compression wraps what is worth compressing (the page, the gallery, the static files),
+/// not the fragment and the JSON answers: those are about 1.5 KB of mostly base64 and hex,
+/// one packet either way, and gzip would cost more CPU than the whole signature.
 pub fn app(
     state: web::Data<State>,
 ) -> App<
@@ -185,10 +190,10 @@ pub fn app(
         .app_data(api::json_config())
         .wrap(sessions)
         .wrap(headers)
-        .wrap(Compress::default())
         .wrap(from_fn(middleware::request_log))
         .service(
             web::resource("/")
+                .wrap(Compress::default())
                 .route(web::get().to(index::index))
                 .route(web::head().to(index::index))
                 .default_service(refuse_others("GET, HEAD")),
@@ -205,6 +210,7 @@ pub fn app(
         )
         .service(
             web::resource("/gallery")
+                .wrap(Compress::default())
                 .route(web::get().to(gallery::gallery))
                 .default_service(refuse_others("GET")),
         )

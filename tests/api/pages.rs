@@ -593,6 +593,38 @@ async fn static_assets_are_versioned_cached_conditional_and_compressed() {
     }
 }
 
+/// What is worth compressing is compressed (the page, the gallery, the static files); the
+/// signed fragment and the JSON answers (about 1.5 KB of base64 and hex each) are not.
+#[actix_web::test]
+async fn pages_are_compressed_and_signed_answers_are_not() {
+    let app = spawn_app().await;
+    let gzip = [("accept-encoding", "gzip")];
+    for page in ["/", "/gallery"] {
+        let r = app.get_with(page, &gzip).await;
+        assert_eq!(r.status, StatusCode::OK, "{page}");
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{page}");
+    }
+    let fragment = app
+        .get_with(&fragment_path("a.png", "image/png", 10, None), &gzip)
+        .await;
+    assert_eq!(fragment.status, StatusCode::OK);
+    assert_eq!(fragment.header("content-encoding"), None);
+    assert!(fragment.body.contains("name=\"policy\""));
+    let presign = finish(
+        app.client
+            .post(app.url("/api/presign"))
+            .insert_header(("accept-encoding", "gzip"))
+            .send_json(&serde_json::json!({
+                "filename": "a.png", "content_type": "image/png", "size": 10
+            }))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(presign.status, StatusCode::OK, "{}", presign.body);
+    assert_eq!(presign.header("content-encoding"), None);
+}
+
 #[actix_web::test]
 async fn a_missing_static_folder_is_a_clear_startup_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -106,7 +106,7 @@ impl Resp {
     }
 }
 
-async fn finish(
+pub async fn finish(
     mut r: awc::ClientResponse<
         impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
     >,
