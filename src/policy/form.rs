@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 
 use super::document::PostPolicy;
-use super::{sigv2, sigv4};
+use super::{Encoded, FieldValue, sigv2, sigv4};
 use crate::secret::Credentials;
 
 /// The fields of an upload form before signing, each with its condition.
@@ -115,7 +115,7 @@ impl PostForm {
 /// signing code's own literals, so they never need escaping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedForm {
-    pub fields: Vec<(&'static str, String)>,
+    pub fields: Vec<(&'static str, FieldValue)>,
     pub expiration: DateTime<Utc>,
     /// When the signature was made (`x-amz-date` for SigV4).
     pub signed_at: DateTime<Utc>,
@@ -180,7 +180,7 @@ impl Signer {
                     signature_fields.push(("x-amz-security-token", token.expose().to_owned()));
                 }
                 let policy = encode(&form.policy(&signature_fields));
-                let signature = day.key.sign(policy.as_bytes());
+                let signature = day.key.sign(policy.as_str().as_bytes());
                 (("policy", policy), ("x-amz-signature", signature))
             }
             Version::V2 => {
@@ -188,16 +188,23 @@ impl Signer {
                     signature_fields.push(("x-amz-security-token", token.expose().to_owned()));
                 }
                 let policy = encode(&form.policy(&signature_fields));
-                let signature = sigv2::sign(creds.secret_access_key.expose(), policy.as_bytes());
+                let signature =
+                    sigv2::sign(creds.secret_access_key.expose(), policy.as_str().as_bytes());
                 // The access key id is exempt from the policy; the tutorial's form lists it
                 // just before the policy.
                 signature_fields.push(("AWSAccessKeyId", creds.access_key_id.clone()));
                 (("Policy", policy), ("Signature", signature))
             }
         };
-        let mut fields = form.fields;
-        fields.extend(signature_fields);
-        fields.extend([policy, signature]);
+        let mut fields = Vec::with_capacity(form.fields.len() + signature_fields.len() + 2);
+        fields.extend(
+            form.fields
+                .into_iter()
+                .chain(signature_fields)
+                .map(|(name, value)| (name, FieldValue::Text(value))),
+        );
+        fields.push((policy.0, policy.1.into()));
+        fields.push((signature.0, signature.1.into()));
         SignedForm {
             fields,
             expiration: form.expiration,
@@ -207,8 +214,8 @@ impl Signer {
 }
 
 /// The base64 policy document: the string both signature versions sign.
-fn encode(policy: &PostPolicy<'_>) -> String {
-    STANDARD.encode(policy.to_json())
+fn encode(policy: &PostPolicy<'_>) -> Encoded {
+    Encoded::base64(policy.to_json())
 }
 
 /// Whether a field name needs no escaping anywhere (`[A-Za-z0-9_-]`): every name a form

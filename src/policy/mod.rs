@@ -9,8 +9,10 @@ mod form;
 pub mod sigv2;
 pub mod sigv4;
 pub mod time;
+mod value;
 
 pub use document::{Condition, PostPolicy};
 #[cfg(test)]
 pub(crate) use form::is_plain_name;
 pub use form::{PostForm, SignedForm, Signer, Version, all_fields_covered, is_exempt};
+pub use value::{Encoded, FieldValue};

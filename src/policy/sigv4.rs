@@ -13,6 +13,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use super::Encoded;
 use crate::secret::Secret;
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -77,14 +78,10 @@ impl SigningKey {
     }
 
     /// Lowercase hex HMAC-SHA256 of the string to sign (for POST: the base64 policy).
-    pub fn sign(&self, string_to_sign: &[u8]) -> String {
+    pub fn sign(&self, string_to_sign: &[u8]) -> Encoded {
         let mut mac = self.mac.clone();
         mac.update(string_to_sign);
-        // Into a fixed buffer: `hex::encode` collects 64 characters one by one.
-        let mut out = [0u8; 64];
-        hex::encode_to_slice(mac.finalize().into_bytes(), &mut out)
-            .expect("32 bytes take 64 hex digits");
-        String::from_utf8_lossy(&out).into_owned()
+        Encoded::hex(mac.finalize().into_bytes())
     }
 }
 
@@ -189,7 +186,10 @@ mod tests {
     fn the_keyed_state_signs_like_a_fresh_hmac() {
         let k = SigningKey::derive("secret", "20151229", "us-east-1", "s3");
         let first = k.sign(b"policy");
-        assert_eq!(first, hex::encode(hmac_sha256(k.as_bytes(), b"policy")));
+        assert_eq!(
+            first.as_str(),
+            hex::encode(hmac_sha256(k.as_bytes(), b"policy"))
+        );
         // Signing must not disturb the kept state.
         assert_eq!(k.sign(b"policy"), first);
         assert_ne!(k.sign(b"other"), first);

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::{
     ImageType, KeyPrefix, Limits, ObjectKey, UploadId, ValidUpload, encode_metadata, safe_file_name,
 };
-use crate::policy::{PostForm, Signer};
+use crate::policy::{FieldValue, PostForm, Signer};
 
 /// How long S3 stores (and s3s accepts) a SigV4 form after its `x-amz-date`.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -65,7 +65,7 @@ impl Clock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedUpload {
     pub url: String,
-    pub fields: Vec<(&'static str, String)>,
+    pub fields: Vec<(&'static str, FieldValue)>,
     pub expires_at: DateTime<Utc>,
     /// When a page should ask for a fresh signature: a minute (or a quarter of the lifetime)
     /// before the policy expires or the store's clock-skew window closes.
@@ -113,7 +113,7 @@ pub struct PresignAnswer<'a> {
 
 /// Form fields as a JSON object, in form order (the file goes after them).
 #[derive(Debug)]
-pub struct FormFields<'a>(pub &'a [(&'static str, String)]);
+pub struct FormFields<'a>(pub &'a [(&'static str, FieldValue)]);
 
 impl Serialize for FormFields<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -10,6 +10,7 @@ use super::error::{FragmentError, Problem};
 use super::index::MetaView;
 use super::query::Query;
 use super::{State, html, no_store, signing};
+use crate::policy::FieldValue;
 use crate::store::S3Client;
 use crate::upload::{Completion, UploadRequest, ValidationError};
 

@@ -8,6 +8,7 @@ use askama::Template;
 use super::assets::AssetUrls;
 use super::error::PageError;
 use super::{State, html, no_store, signing};
+use crate::policy::FieldValue;
 use crate::policy::time::rfc3339_seconds;
 use crate::store::S3Client;
 use crate::upload::{ImageType, SignedUpload};
@@ -22,7 +23,7 @@ pub struct TypeOption {
 /// What the image-meta partial shows: the signed fields in policy order, and when to sign
 /// again.
 pub struct MetaView {
-    pub fields: Vec<(&'static str, String)>,
+    pub fields: Vec<(&'static str, FieldValue)>,
     /// The no-JavaScript type select: the index of the field it stands for, and its options.
     select: Option<(usize, Vec<TypeOption>)>,
     pub resign_at: String,
@@ -42,7 +43,7 @@ impl MetaView {
                 .map(|t| TypeOption {
                     mime: t.mime(),
                     label: t.label(),
-                    selected: t.mime() == value,
+                    selected: t.mime() == value.as_str(),
                 })
                 .collect();
             Some((at, options))

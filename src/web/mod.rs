@@ -46,6 +46,10 @@ pub(crate) fn html(status: StatusCode, template: &impl Template) -> HttpResponse
     }
 }
 
+/// Base64 and hex hold no character HTML escapes (only `policy::Encoded`'s own encoders
+/// make one), so askama writes them as they are: the policy is most of a form's bytes.
+impl askama::filters::HtmlSafe for crate::policy::Encoded {}
+
 fn no_store(resp: &mut HttpResponse) {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

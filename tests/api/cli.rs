@@ -704,7 +704,7 @@ fn verify_presigned(seen: &Seen, secret: &str) -> Result<(), String> {
         hex::encode(Sha256::digest(canonical_request.as_bytes()))
     );
     let expected = SigningKey::derive(secret, day, region, "s3").sign(string_to_sign.as_bytes());
-    if expected != signature {
+    if expected.as_str() != signature {
         return Err(format!(
             "signature mismatch for canonical request:\n{canonical_request}"
         ));
