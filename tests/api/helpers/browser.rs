@@ -526,10 +526,10 @@ async fn spawn_driver(driver: &Path, log: &Path, name: &str) -> (Child, u16) {
             if let Ok(Some(_)) = child.try_wait() {
                 break; // exited: try another port
             }
-            if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-                .await
-                .is_ok()
-            {
+            // Its own word, not an open port: another test's server may have taken the port
+            // between `free_port` and chromedriver's bind, and would answer a connect.
+            let started = format!("started successfully on port {port}");
+            if std::fs::read_to_string(log).is_ok_and(|l| l.contains(&started)) {
                 return (child, port);
             }
             if start.elapsed() > TIMEOUT {
