@@ -5,7 +5,7 @@
 //! written. The record comes last: its existence means "verified". The gallery, the sweep
 //! and the events all build on it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
 use chrono::{DateTime, Utc};
@@ -80,6 +80,8 @@ pub struct Verifier {
     /// The canned ACL uploads are signed with, sent again by a copy that corrects a type.
     pub acl: Option<String>,
     permits: Arc<Semaphore>,
+    /// Why this process deleted the uploads it deleted lately.
+    rejections: Rejections,
     /// One confirmation per key at a time in this process: a second one (the sweep and the
     /// page at once, say) waits, then finds the record the first one wrote.
     in_flight: Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>,
@@ -105,6 +107,7 @@ impl Verifier {
             cache: RecordCache::default(),
             acl: None,
             permits: Arc::new(Semaphore::new(Self::CONCURRENCY)),
+            rejections: Rejections::default(),
             in_flight: Arc::default(),
         }
     }
@@ -160,6 +163,45 @@ impl Verifier {
     }
 }
 
+/// The uploads this process deleted lately as not allowed images, with why. The sweep
+/// confirms new uploads as they land, so it may delete one before its browser comes back
+/// to confirm it: that browser should hear the reason, not "not found".
+#[derive(Debug, Clone, Default)]
+struct Rejections(Arc<Mutex<VecDeque<(String, String)>>>);
+
+impl Rejections {
+    /// Deletions remembered, newest last: far more than are confirmed at once.
+    const KEPT: usize = 256;
+
+    fn remember(&self, key: &str, reason: &str) {
+        // A poisoned lock only means a panic elsewhere: the list is still sound.
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if list.len() == Self::KEPT {
+            list.pop_front();
+        }
+        list.push_back((key.to_owned(), reason.to_owned()));
+    }
+
+    fn reason(&self, key: &str) -> Option<String> {
+        let list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, reason)| reason.clone())
+    }
+}
+
+/// What to answer for an upload that is not in the store: why, when this process deleted it.
+fn gone(verifier: &Verifier, key: &ObjectKey) -> ConfirmError {
+    match verifier.rejections.reason(key.as_str()) {
+        Some(reason) => ConfirmError::Rejected {
+            reason,
+            deleted: true,
+        },
+        None => ConfirmError::NotFound,
+    }
+}
+
 /// Whether an ETag from a query or a body is plausible (S3 ETags are hex, maybe with `-N`).
 pub fn valid_etag(etag: &str) -> bool {
     let e = strip_quotes(etag);
@@ -194,10 +236,9 @@ pub async fn confirm(
     etag: Option<&str>,
     on_reject: OnReject,
 ) -> Result<Confirmed, ConfirmError> {
-    let head = client
-        .head(key.as_str())
-        .await?
-        .ok_or(ConfirmError::NotFound)?;
+    let Some(head) = client.head(key.as_str()).await? else {
+        return Err(gone(verifier, key));
+    };
     if let Some(expected) = etag
         && strip_quotes(expected) != head.etag
     {
@@ -270,10 +311,9 @@ async fn verify_object(
     } else {
         PROBE_BYTES
     };
-    let probe = client
-        .probe(key.as_str(), max)
-        .await?
-        .ok_or(ConfirmError::NotFound)?;
+    let Some(probe) = client.probe(key.as_str(), max).await? else {
+        return Err(gone(verifier, key));
+    };
     if probe.head.etag != head.etag {
         // Replaced between the two reads: confirm the new one another time.
         return Err(ConfirmError::EtagMismatch);
@@ -406,6 +446,7 @@ async fn reject(
             verifier.cache.remove(key.as_str());
             // An earlier version of it may have had thumbnails.
             thumbnails::remove_all(client, &verifier.thumb_prefix, key).await?;
+            verifier.rejections.remember(key.as_str(), &reason);
             Err(ConfirmError::Rejected {
                 reason,
                 deleted: true,
@@ -421,4 +462,24 @@ async fn reject(
 /// Parse an untrusted key (from a query or a body) under the prefix.
 pub fn parse_key(prefix: &KeyPrefix, key: &str) -> Result<ObjectKey, ConfirmError> {
     ObjectKey::parse(prefix, key).ok_or(ConfirmError::KeyOutsidePrefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_keep_the_newest_reason_and_a_bounded_list() {
+        let r = Rejections::default();
+        r.remember("a", "first");
+        r.remember("a", "second");
+        assert_eq!(r.reason("a").as_deref(), Some("second"));
+        assert_eq!(r.reason("b"), None);
+        for i in 0..Rejections::KEPT {
+            r.remember(&format!("k{i}"), "x");
+        }
+        assert_eq!(r.reason("a"), None, "the oldest make room");
+        assert_eq!(r.0.lock().unwrap().len(), Rejections::KEPT);
+        assert_eq!(r.reason("k0").as_deref(), Some("x"));
+    }
 }

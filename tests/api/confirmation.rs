@@ -122,6 +122,39 @@ async fn an_upload_whose_browser_never_came_back_is_verified_by_the_sweep() {
     assert!(gallery.body.contains("good.png"));
 }
 
+/// The sweep confirms uploads as they land, so it may delete a bad one before its browser
+/// comes back: the browser then hears why (422 `not_an_image`, "was deleted"), on the page
+/// and through the API, not that the upload cannot be found.
+#[actix_web::test]
+async fn a_browser_that_comes_back_after_the_sweep_deleted_its_file_hears_why() {
+    let app = spawn_with(|c| c.notify_sweep_secs = 1).await;
+    let (bad, etag) = upload_png_bytes(&app, "bad.png", b"<svg onload=alert(1)>").await;
+    app.wait_until_gone(&bad).await;
+    let r = app.confirm(&bad, &etag).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let (code, message) = api_error(&r.body);
+    assert_eq!(code, "not_an_image");
+    assert!(message.contains("was deleted"), "{message}");
+    let page = app
+        .get(&format!(
+            "/uploaded?bucket=signpost&key={}&etag=%22{etag}%22",
+            enc(&bad)
+        ))
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("was deleted"), "{}", page.body);
+    // A well-formed key that nobody uploaded is still simply not found.
+    let other = bad.replace("bad.png", "other.png");
+    let r = app.confirm(&other, &etag).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert_eq!(api_error(&r.body).0, "upload_not_found");
+}
+
 #[actix_web::test]
 async fn the_gallery_shows_confirmed_uploads_only() {
     let app = spawn_with(|c| c.notify_sweep_secs = 3600).await;
