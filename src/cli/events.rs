@@ -17,9 +17,11 @@ use crate::notify::Event;
 use crate::notify::dead_letter;
 use crate::notify::delivery::Deliverer;
 use crate::store::{
-    Backend, ConfirmError, ImageUrls, OnReject, S3Client, StoreError, Verifier, confirm, public_url,
+    Backend, ConfirmError, ImageUrls, OnReject, S3Client, StoreError, Verifier, confirm,
+    public_url, records,
 };
 use crate::sweep::scan::Scanner;
+use crate::upload::{KeyPrefix, ObjectKey};
 
 /// What a run printed and skipped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -122,10 +124,12 @@ pub struct Redelivered {
 }
 
 /// Send the parked event `id` (or every one) again; each one the receiver takes leaves the
-/// dead letters. One line per event to `out`.
+/// dead letters. One line per event to `out`. A parked event's thumbnail URLs were signed
+/// for about an hour when it was first sent: they are signed again from the upload's record.
 pub async fn redeliver(
     client: &S3Client,
     deliverer: &Deliverer,
+    prefix: &KeyPrefix,
     id: Option<&str>,
     out: &mut impl Write,
 ) -> Result<Redelivered, EventsError> {
@@ -140,10 +144,18 @@ pub async fn redeliver(
             done.missing += 1;
             continue;
         };
-        match deliverer.deliver(&parked.event).await {
+        let mut event = parked.event;
+        if deliverer.lists_thumbnails()
+            && !event.thumbnails.is_empty()
+            && let Some(key) = ObjectKey::parse(prefix, &event.key)
+            && let Some(confirmed) = records::read(client, prefix, &key).await?
+        {
+            event.thumbnails = deliverer.thumbnail_links(&confirmed);
+        }
+        match deliverer.deliver(&event).await {
             Ok(()) => {
                 dead_letter::remove(client, &id).await?;
-                tracing::info!(event_id = %id, key = %parked.event.key, "dead letter redelivered");
+                tracing::info!(event_id = %id, key = %event.key, "dead letter redelivered");
                 writeln!(out, "{id}: delivered")?;
                 done.delivered += 1;
             }
@@ -252,12 +264,15 @@ async fn run_redeliver(settings: &Settings, id: Option<&str>) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let deliverer = Deliverer::new(notify.url.clone(), notify.secret.clone());
-    let client = match connect(settings) {
-        Ok(b) => S3Client::new(b.target.clone()),
+    let backend = match connect(settings) {
+        Ok(b) => b,
         Err(code) => return code,
     };
-    match redeliver(&client, &deliverer, id, &mut std::io::stdout().lock()).await {
+    let client = S3Client::new(backend.target.clone());
+    let deliverer = Deliverer::new(notify.url.clone(), notify.secret.clone())
+        .with_image_urls(backend.image_urls(settings));
+    let out = &mut std::io::stdout().lock();
+    match redeliver(&client, &deliverer, &settings.prefix, id, out).await {
         Ok(r) if r.failed == 0 && r.missing == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => store_failed(settings, &e),

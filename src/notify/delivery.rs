@@ -81,6 +81,11 @@ impl Deliverer {
         self
     }
 
+    /// Whether events list thumbnails (their URLs come from here).
+    pub fn lists_thumbnails(&self) -> bool {
+        self.urls.is_some()
+    }
+
     /// An upload's thumbnails, with URLs signed now.
     pub fn thumbnail_links(&self, c: &Confirmed) -> Vec<ThumbnailLink> {
         self.urls

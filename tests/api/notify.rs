@@ -736,6 +736,10 @@ async fn upload_refused(app: &TestApp, rx: &Receiver, name: &str) -> (String, St
     (key, crate::helpers::etag_of(&r.body))
 }
 
+fn thumbs_len(parked: &serde_json::Value) -> usize {
+    parked["event"]["thumbnails"].as_array().map_or(0, Vec::len)
+}
+
 fn refusals(rx: &Receiver, key: &str) -> usize {
     rx.hits()
         .iter()
@@ -854,17 +858,48 @@ async fn an_event_refused_forever_holds_nothing_back_and_is_parked_then_redelive
     let first = DateTime::parse_from_rfc3339(line["first_failed_at"].as_str().unwrap()).unwrap();
     assert!(parked_at - first >= chrono::Duration::seconds(6), "{line}");
 
+    // A parked event's thumbnail URLs were signed for an hour or so: stand in for an old
+    // one whose links have expired.
+    let letter = dead_letter_key(&poison_id);
+    let mut parked: serde_json::Value =
+        serde_json::from_slice(&client.get(&letter, 1 << 20).await.unwrap().unwrap()).unwrap();
+    let thumbs = parked["event"]["thumbnails"].as_array_mut().unwrap();
+    assert!(!thumbs.is_empty(), "{parked}");
+    for t in thumbs.iter_mut() {
+        t["url"] = "http://127.0.0.1:9/expired".into();
+    }
+    let body = Bytes::from(serde_json::to_vec(&parked).unwrap());
+    client.put(&letter, body, "application/json").await.unwrap();
+
     // `signpost events redeliver ID`, then `--all`, once the receiver takes them.
     rx.accept_all();
-    let deliverer = Deliverer::new(rx.url.parse().unwrap(), Secret::new(SECRET));
+    let urls = signpost::store::ImageUrls::new(Arc::new(app.store_target()), None);
+    let deliverer =
+        Deliverer::new(rx.url.parse().unwrap(), Secret::new(SECRET)).with_image_urls(urls);
+    let prefix = &app.settings.prefix;
     let mut out = Vec::new();
-    let r = redeliver(&client, &deliverer, Some(&poison_id), &mut out)
+    let r = redeliver(&client, &deliverer, prefix, Some(&poison_id), &mut out)
         .await
         .unwrap();
     assert_eq!((r.delivered, r.failed, r.missing), (1, 0, 0));
     assert_eq!(rx.delivered_count(&poison), 1);
+    // Its thumbnails come with links signed for this delivery, which work.
+    let sent = rx
+        .delivered()
+        .into_iter()
+        .find(|h| h.key() == poison)
+        .unwrap();
+    let sent = sent.json();
+    let links = sent["thumbnails"].as_array().unwrap();
+    assert_eq!(links.len(), thumbs_len(&parked), "{sent}");
+    for link in links {
+        let url = link["url"].as_str().unwrap();
+        assert!(!url.contains("expired"), "{sent}");
+        let got = app.get(url).await;
+        assert_eq!(got.status, StatusCode::OK, "{url}");
+    }
     assert_eq!(rx.delivered_count(&poison2), 0);
-    let r = redeliver(&client, &deliverer, Some(&poison_id), &mut out)
+    let r = redeliver(&client, &deliverer, prefix, Some(&poison_id), &mut out)
         .await
         .unwrap();
     assert_eq!(r.missing, 1, "a redelivered event leaves the dead letters");
