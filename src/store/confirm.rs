@@ -441,12 +441,13 @@ async fn reject(
     match on_reject {
         OnReject::Delete => {
             tracing::warn!(key = %key, %reason, "deleting an upload that is not an allowed image");
+            // Remembered first: from the moment it is gone, a late confirmation hears why.
+            verifier.rejections.remember(key.as_str(), &reason);
             client.delete(key.as_str()).await?;
             records::delete(client, key).await?;
             verifier.cache.remove(key.as_str());
             // An earlier version of it may have had thumbnails.
             thumbnails::remove_all(client, &verifier.thumb_prefix, key).await?;
-            verifier.rejections.remember(key.as_str(), &reason);
             Err(ConfirmError::Rejected {
                 reason,
                 deleted: true,
