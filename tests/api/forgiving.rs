@@ -263,7 +263,7 @@ async fn a_description_that_is_not_one_short_line_is_refused_before_signing() {
         assert!(r.body.contains("\"alt_invalid\""), "{}", r.body);
         let q = format!(
             "/fragments/image-meta?filename=a.png&content_type=image%2Fpng&size=10&alt={}",
-            urlencoding(&bad)
+            enc(&bad)
         );
         let f = app.get(&q).await;
         assert_eq!(f.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", f.body);
@@ -317,11 +317,6 @@ async fn a_no_script_description_in_any_script_is_kept_and_a_bad_one_ignored() {
         Doc::page(&page.body).text("#alt").as_deref(),
         Some("PNG image, 10 × 10")
     );
-}
-
-/// Percent-encode a query value.
-fn urlencoding(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// In a real browser with the page's script blocked: the `<select>` left at its JPEG
