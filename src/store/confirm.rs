@@ -383,7 +383,7 @@ async fn verify_object(
     let alt = head.metadata.get("alt").and_then(|v| {
         // Signed without JavaScript before it was typed: checked here.
         crate::upload::parse_alt(&decode_metadata(v))
-            .inspect_err(|()| {
+            .inspect_err(|_| {
                 tracing::warn!(key = %key, "a description that is not one short line is ignored");
             })
             .ok()

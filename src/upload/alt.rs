@@ -1,21 +1,17 @@
 //! Alternative text: a description of an image for people who use screen readers, signed as
 //! `x-amz-meta-alt`, and the text used when an upload has none.
 
-use super::{Dimensions, ImageType};
+use super::{Dimensions, ImageType, ValidationError};
 
 /// The longest description accepted, in characters.
 pub const MAX_ALT_CHARS: usize = 250;
 
-/// S3's limit on an object's user metadata: the bytes of every `x-amz-meta-*` name and value.
-pub const USER_METADATA_LIMIT: usize = 2048;
-
-/// A description as given: `Ok(None)` when blank, `Err(())` when it is longer than
+/// A description as given: `Ok(None)` when blank, `AltInvalid` when it is longer than
 /// [`MAX_ALT_CHARS`] or is not one line of text (line breaks, other control characters).
-#[allow(clippy::result_unit_err)]
-pub fn parse_alt(given: &str) -> Result<Option<String>, ()> {
+pub fn parse_alt(given: &str) -> Result<Option<String>, ValidationError> {
     let alt = given.trim();
     if alt.chars().count() > MAX_ALT_CHARS || alt.chars().any(char::is_control) {
-        return Err(());
+        return Err(ValidationError::AltInvalid);
     }
     Ok((!alt.is_empty()).then(|| alt.to_owned()))
 }
@@ -64,15 +60,6 @@ pub fn default_alt(filename: &str, dimensions: Dimensions, image_type: ImageType
     }
 }
 
-/// The bytes `fields` (`x-amz-meta-*` names and values) count against
-/// [`USER_METADATA_LIMIT`].
-pub fn user_metadata_bytes<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> usize {
-    fields
-        .into_iter()
-        .map(|(name, value)| name.len() + value.len())
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,9 +73,9 @@ mod tests {
             Ok(Some("A cat on a mat".into()))
         );
         assert_eq!(parse_alt(&"é".repeat(250)), Ok(Some("é".repeat(250))));
-        assert_eq!(parse_alt(&"a".repeat(251)), Err(()));
-        assert_eq!(parse_alt("two\nlines"), Err(()));
-        assert_eq!(parse_alt("tab\there"), Err(()));
+        for bad in ["a".repeat(251), "two\nlines".into(), "tab\there".into()] {
+            assert_eq!(parse_alt(&bad), Err(ValidationError::AltInvalid), "{bad}");
+        }
     }
 
     #[test]
@@ -108,6 +95,9 @@ mod tests {
 
     #[test]
     fn the_longest_name_owner_and_description_fit_s3s_metadata_limit() {
+        // S3's limit on an object's user metadata: the bytes of every `x-amz-meta-*` name
+        // and value.
+        const USER_METADATA_LIMIT: usize = 2048;
         // Every field at its longest, in characters that take the most bytes once encoded.
         let name = encode_metadata(&"é".repeat(super::super::request::MAX_FILENAME_BYTES / 2));
         let owner = encode_metadata(&"é".repeat(crate::identity::MAX_OWNER / 2));
@@ -121,7 +111,7 @@ mod tests {
             ("x-amz-meta-height", "65535"),
             ("x-amz-meta-alt", alt.as_str()),
         ];
-        let used = user_metadata_bytes(fields);
+        let used: usize = fields.iter().map(|(n, v)| n.len() + v.len()).sum();
         assert!(used <= USER_METADATA_LIMIT, "{used} bytes");
     }
 }

@@ -9,7 +9,7 @@ pub mod multipart;
 mod presign;
 mod request;
 
-pub use alt::{MAX_ALT_CHARS, USER_METADATA_LIMIT, default_alt, parse_alt, user_metadata_bytes};
+pub use alt::{MAX_ALT_CHARS, default_alt, parse_alt};
 pub use image::{Dimensions, ImageType};
 pub use key::{
     KeyPrefix, ObjectKey, UploadId, decode_metadata, encode_metadata, is_valid_key_char,

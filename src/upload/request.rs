@@ -199,7 +199,7 @@ impl UploadRequest {
         };
 
         let alt = match self.alt.as_deref() {
-            Some(given) => super::parse_alt(given).map_err(|()| ValidationError::AltInvalid)?,
+            Some(given) => super::parse_alt(given)?,
             None => None,
         };
 
