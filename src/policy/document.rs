@@ -55,14 +55,14 @@ impl Serialize for Condition<'_> {
             Self::Eq { field, value } => {
                 let mut seq = s.serialize_seq(Some(3))?;
                 seq.serialize_element("eq")?;
-                seq.serialize_element(&format_args!("${field}"))?;
+                seq.serialize_element(&format!("${field}"))?;
                 seq.serialize_element(value.as_ref())?;
                 seq.end()
             }
             Self::StartsWith { field, prefix } => {
                 let mut seq = s.serialize_seq(Some(3))?;
                 seq.serialize_element("starts-with")?;
-                seq.serialize_element(&format_args!("${field}"))?;
+                seq.serialize_element(&format!("${field}"))?;
                 seq.serialize_element(prefix.as_ref())?;
                 seq.end()
             }
@@ -156,12 +156,8 @@ impl<'a> PostPolicy<'a> {
 
     /// The compact JSON document.
     pub fn to_json(&self) -> Vec<u8> {
-        // A form's policy is under a kilobyte or so: one allocation, not a doubling series.
-        let mut json = Vec::with_capacity(1024);
         // Serialising strings and integers into memory cannot fail.
-        serde_json::to_writer(&mut json, self)
-            .expect("policy serialisation into memory is infallible");
-        json
+        serde_json::to_vec(self).expect("policy serialisation into memory is infallible")
     }
 }
 

@@ -1,7 +1,7 @@
 //! A form field's value: text, which renderers escape, or encoded text (the policy and its
-//! signature), whose alphabet holds nothing HTML, JSON or a URL would need to escape. The
-//! type records which is which, so a renderer can skip the scan where it is provably empty
-//! (the policy is most of a form's bytes).
+//! signature), whose alphabet holds nothing HTML would need to escape. The type records
+//! which is which, so the templates can skip the scan where it is provably empty (the
+//! policy is most of a form's bytes).
 
 use std::fmt;
 use std::ops::Deref;
@@ -21,11 +21,7 @@ impl Encoded {
     }
 
     pub fn hex(bytes: impl AsRef<[u8]>) -> Self {
-        let bytes = bytes.as_ref();
-        // Into a buffer of the right size: `hex::encode` collects its digits one char at a time.
-        let mut digits = vec![0; bytes.len() * 2];
-        hex::encode_to_slice(bytes, &mut digits).expect("two digits a byte");
-        Self(String::from_utf8(digits).expect("hex digits are ASCII"))
+        Self(hex::encode(bytes))
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,39 +66,9 @@ impl Deref for FieldValue {
     }
 }
 
-impl fmt::Display for FieldValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<String> for FieldValue {
-    fn from(s: String) -> Self {
-        Self::Text(s)
-    }
-}
-
-impl From<&str> for FieldValue {
-    fn from(s: &str) -> Self {
-        Self::Text(s.to_owned())
-    }
-}
-
 impl From<Encoded> for FieldValue {
     fn from(e: Encoded) -> Self {
         Self::Encoded(e)
-    }
-}
-
-impl PartialEq<&str> for FieldValue {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl PartialEq<str> for FieldValue {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
     }
 }
 
@@ -125,7 +91,7 @@ mod tests {
         };
         assert!(plain(Encoded::base64(&all).as_str()));
         assert!(plain(Encoded::hex(&all).as_str()));
-        assert_eq!(Encoded::hex([0xab, 0x01]), "ab01");
-        assert_eq!(Encoded::base64(b"<a>"), "PGE+");
+        assert_eq!(Encoded::hex([0xab, 0x01]).as_str(), "ab01");
+        assert_eq!(Encoded::base64(b"<a>").as_str(), "PGE+");
     }
 }

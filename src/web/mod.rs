@@ -30,11 +30,8 @@ pub use state::State;
 /// Render a template into a response. Our templates only print strings and numbers, so
 /// rendering cannot fail short of a bug; if it ever does, the client gets a plain 500.
 pub(crate) fn html(status: StatusCode, template: &impl Template) -> HttpResponse {
-    // Room for the fragment and most pages at once (askama's own size hint is the
-    // template's literal text, which grows four or five times while the values go in).
-    let mut body = String::with_capacity(4096);
-    match template.render_into(&mut body) {
-        Ok(()) => {
+    match template.render() {
+        Ok(body) => {
             let mut resp = HttpResponse::build(status).body(body);
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
