@@ -82,8 +82,9 @@ pub struct Verifier {
     permits: Arc<Semaphore>,
     /// Why this process deleted the uploads it deleted lately.
     rejections: Rejections,
-    /// One confirmation per key at a time in this process: a second one (the sweep and the
-    /// page at once, say) waits, then finds the record the first one wrote.
+    /// One confirmation or deletion per key at a time in this process: a second confirmation
+    /// (the sweep and the page at once, say) waits, then finds the record the first one
+    /// wrote; a deletion waits, then removes that record too.
     in_flight: Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -110,6 +111,12 @@ impl Verifier {
             rejections: Rejections::default(),
             in_flight: Arc::default(),
         }
+    }
+
+    /// Hold `key` against every other confirmation or deletion of it in this process, until
+    /// the guard drops.
+    pub async fn exclusive(&self, key: &ObjectKey) -> tokio::sync::OwnedMutexGuard<()> {
+        self.key_lock(key.as_str()).lock_owned().await
     }
 
     /// The lock of one key's confirmation.
@@ -250,8 +257,7 @@ pub async fn confirm(
         return Ok(recorded);
     }
     // One verification of a key at a time; the one that waited may find it done.
-    let lock = verifier.key_lock(key.as_str());
-    let _one_at_a_time = lock.lock().await;
+    let _one_at_a_time = verifier.exclusive(key).await;
     let previous = records::read(client, &verifier.prefix, key).await?;
     if let Some(recorded) = &previous
         && recorded.etag == head.etag
@@ -262,6 +268,15 @@ pub async fn confirm(
     }
     let confirmed = verify_object(client, verifier, key, &head, on_reject).await?;
     records::write(client, &confirmed).await?;
+    // A deletion elsewhere (another instance) may have removed the object while it was
+    // verified, and found no record to remove then: a record never outlives its object.
+    if client.head(key.as_str()).await?.is_none() {
+        records::delete(client, key).await?;
+        if let Some(made) = &confirmed.thumbnails {
+            thumbnails::remove(client, made).await?;
+        }
+        return Err(gone(verifier, key));
+    }
     verifier.cache.put(&confirmed);
     // The thumbnails of the version this one replaced are no longer shown.
     if let Some(old) = previous

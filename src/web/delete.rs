@@ -66,6 +66,8 @@ async fn delete_upload(
     key: &str,
 ) -> Result<(), Problem> {
     let key = parse_key(&state.settings.prefix, key)?;
+    // A confirmation of this key in progress finishes first: its record is then removed too.
+    let _no_confirmation_meanwhile = state.verifier.exclusive(&key).await;
     let record = records::read(client, &state.settings.prefix, &key).await?;
     let owner = match &record {
         Some(r) => r.owner.clone(),
@@ -84,16 +86,18 @@ async fn delete_upload(
             "Only the upload's owner or an admin may delete it.",
         ));
     }
+    // The record goes last: until then a failed step can be retried, and the retry still
+    // finds the owner and announces the deletion.
     client.delete(key.as_str()).await?;
-    records::delete(client, &key).await?;
-    state.verifier.cache.remove(key.as_str());
     thumbnails::remove_all(client, &state.settings.thumb_prefix, &key).await?;
-    tracing::info!(key = %key, by = %who.owner(), "upload deleted");
     if let (Some(record), Some(_)) = (&record, &state.settings.notify) {
         let event = Event::deleted(&state.settings.bucket, record, state.clock.now());
         outbox::enqueue(client, &event).await?;
         state.wake_sweep();
     }
+    records::delete(client, &key).await?;
+    state.verifier.cache.remove(key.as_str());
+    tracing::info!(key = %key, by = %who.owner(), "upload deleted");
     Ok(())
 }
 

@@ -597,6 +597,55 @@ async fn only_the_owner_or_an_admin_deletes_and_the_deletion_is_announced() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
+/// A deletion that comes while the upload is being verified (by its browser's confirmation
+/// or the sweep) waits for it, then removes what it wrote: no record or thumbnail outlives
+/// the object.
+#[actix_web::test]
+async fn a_deletion_during_its_confirmation_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &PROXY, &[]);
+    server.ready().await;
+    let alice = Caller::new(&server, &[("Remote-User", "alice")]);
+    // 24 megapixels: verifying and thumbnailing them takes a while.
+    let big = testdata::png(6000, 4000);
+    let p = alice.presign("big.png", big.len(), None).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let (key, etag) = alice.send_signed(&p.json(), &big).await;
+    let delete = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        alice
+            .post_json("/api/uploads/delete", json!({"key": key}))
+            .await
+    };
+    let (confirmed, deleted) = tokio::join!(alice.confirm(&key, &etag), delete);
+    assert!(
+        matches!(confirmed.status, StatusCode::OK | StatusCode::NOT_FOUND),
+        "{}",
+        confirmed.body
+    );
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    let store = server.store_client(dir.path());
+    assert!(store.head(&key).await.unwrap().is_none());
+    let record = signpost::store::records::record_key(&key);
+    assert!(
+        store.head(&record).await.unwrap().is_none(),
+        "a record outlived its upload"
+    );
+    let thumbs = store
+        .list(&format!("thumbs/{key}/"), None, 10)
+        .await
+        .unwrap();
+    assert!(
+        thumbs.objects.is_empty(),
+        "thumbnails outlived their upload: {:?}",
+        thumbs.objects
+    );
+    assert_eq!(
+        uploaded_page(&alice, &key, &etag).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
 #[actix_web::test]
 async fn with_gallery_own_each_user_sees_their_own_uploads() {
     let dir = tempfile::tempdir().unwrap();
