@@ -82,7 +82,7 @@ pub struct Checkpoint {
     pub retrying: BTreeMap<String, Retry>,
 }
 
-/// An upload the store failed to serve: retried on every sweep.
+/// An upload the store failed to serve: retried on later sweeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failing {
     pub attempts: u32,
@@ -90,6 +90,15 @@ pub struct Failing {
     /// When it last failed (Unix ms).
     #[serde(default)]
     pub at_ms: i64,
+}
+
+impl Failing {
+    /// When it is read again: `step_ms` after its first failure, two steps after its second,
+    /// and so on, so that a store's passing trouble does not use up its attempts at once.
+    pub fn next_ms(&self, step_ms: i64) -> i64 {
+        self.at_ms
+            .saturating_add(step_ms.saturating_mul(i64::from(self.attempts)))
+    }
 }
 
 /// An event whose delivery failed: attempted again from `next_ms`, parked once it has
@@ -217,6 +226,16 @@ impl Checkpoint {
         f.at_ms = now_ms;
         self.settled.remove(key);
         f.attempts
+    }
+
+    /// Stop retrying the events of the upload `key` other than `except`: it is gone, or was
+    /// replaced by a version with another event. Returns how many were dropped.
+    pub fn forget_retries(&mut self, key: &str, except: Option<&str>) -> usize {
+        let before = self.retrying.len();
+        self.retrying.retain(|id, r| {
+            r.upload_ms.is_none() || r.key != key || except.is_some_and(|e| e == id)
+        });
+        before - self.retrying.len()
     }
 
     /// `key` needs no more retries (verified, refused, gone or set aside) as of `now_ms`.

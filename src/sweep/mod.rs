@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod members;
 pub mod scan;
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,8 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// Deliveries in a row that find no receiver (unreachable, or no answer in time) before a
 /// pass stops delivering: the receiver is down, and the sweep backs off.
 const DOWN_AFTER: u32 = 3;
+/// Outbox events listed in one pass (a page of 1,000 a request); more wait for the next pass.
+const MAX_OUTBOX_LISTED: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -107,7 +110,11 @@ pub struct Sweeper {
     pub dead_letter_after: Duration,
     /// Checkpoints of instances that are gone, merged into ours: removed once ours is saved.
     absorbed: Vec<String>,
-    /// When the soonest retry of a failed delivery of ours is due (Unix ms).
+    /// An upload the store failed to serve is read again this long after its first failure,
+    /// twice as long after its second, and so on (the sweep interval).
+    pub unread_step: Duration,
+    /// When the soonest retry of ours (a failed delivery, an upload that could not be read)
+    /// is due (Unix ms).
     next_retry_ms: Option<i64>,
 }
 
@@ -153,6 +160,7 @@ impl Sweeper {
             members: None,
             dead_letter_after: Duration::from_secs(24 * 3600),
             absorbed: Vec::new(),
+            unread_step: Duration::from_secs(30),
             next_retry_ms: None,
         }
     }
@@ -274,10 +282,24 @@ impl Sweeper {
                 }
             }
         }
-        // Uploads that failed before are retried, wherever the watermark is.
-        let mut retries: Vec<Candidate> = cp
+        // Uploads that failed before are read again once their wait is over, wherever the
+        // watermark is; so are those whose event is due again, which may not be listed any
+        // more (deleted, or replaced by a newer version).
+        let step_ms = i64::try_from(self.unread_step.as_millis()).unwrap_or(i64::MAX);
+        let due: BTreeSet<&str> = cp
             .failing
-            .keys()
+            .iter()
+            .filter(|(_, f)| f.next_ms(step_ms) <= now_ms)
+            .map(|(k, _)| k.as_str())
+            .chain(
+                cp.retrying
+                    .values()
+                    .filter(|r| r.upload_ms.is_some() && r.next_ms <= now_ms)
+                    .map(|r| r.key.as_str()),
+            )
+            .collect();
+        let mut retries: Vec<Candidate> = due
+            .into_iter()
             .filter(|k| share.owns(k))
             .filter_map(|k| ObjectKey::parse(&prefix, k))
             .filter(|k| !batch.contains(k.as_str()))
@@ -303,6 +325,14 @@ impl Sweeper {
         // the receiver keeps refusing delays no other.
         let mut again: Vec<(Event, i64)> = Vec::new();
         for c in retries.iter().chain(batch.oldest_first()) {
+            // Failed to be read lately: read again once its wait is over.
+            if cp
+                .failing
+                .get(c.key.as_str())
+                .is_some_and(|f| f.next_ms(step_ms) > now_ms)
+            {
+                continue;
+            }
             // Waiting for its next attempt: no need to read the upload again before then.
             if let Some(etag) = &c.listed_etag
                 && cp.is_waiting(&event_id(c.key.as_str(), etag), now_ms)
@@ -319,6 +349,8 @@ impl Sweeper {
                         continue;
                     };
                     let id = event_id(c.key.as_str(), &confirmed.etag);
+                    // An earlier version's event is of no more use.
+                    dirty |= cp.forget_retries(c.key.as_str(), Some(&id)) > 0;
                     if cp.is_delivered(&id) {
                         cp.settle(c.key.as_str(), now_ms);
                         continue;
@@ -350,11 +382,11 @@ impl Sweeper {
                 }
                 // Gone since the listing: there is nothing to confirm.
                 Err(ConfirmError::NotFound) => {
-                    cp.settle(c.key.as_str(), now_ms);
+                    dirty |= cp.settle(c.key.as_str(), now_ms) | forget_events_of_gone(cp, &c.key);
                     tracing::debug!(key = %c.key, "listed upload is gone");
                 }
                 Err(ConfirmError::Rejected { reason, deleted }) => {
-                    cp.settle(c.key.as_str(), now_ms);
+                    dirty |= cp.settle(c.key.as_str(), now_ms) | forget_events_of_gone(cp, &c.key);
                     tracing::warn!(key = %c.key, %reason, deleted, "upload failed verification; no event");
                 }
                 // Replaced while it was read: it is listed again next time.
@@ -426,6 +458,12 @@ impl Sweeper {
             .values()
             .filter(|r| share.owns(&r.key))
             .map(|r| r.next_ms)
+            .chain(
+                cp.failing
+                    .iter()
+                    .filter(|(k, _)| share.owns(k))
+                    .map(|(_, f)| f.next_ms(step_ms)),
+            )
             .min();
         match delivery.and_then(|d| d.down) {
             Some(e) => Err(e),
@@ -433,6 +471,16 @@ impl Sweeper {
             None => Ok(Swept::Idle),
         }
     }
+}
+
+/// The upload `key` is gone: the events of it still waiting to be delivered cannot be built
+/// any more (its deletion is announced by its own event).
+fn forget_events_of_gone(cp: &mut Checkpoint, key: &ObjectKey) -> bool {
+    let dropped = cp.forget_retries(key.as_str(), None);
+    if dropped > 0 {
+        tracing::warn!(key = %key, dropped, "an upload was deleted before its event could be delivered; that event is dropped");
+    }
+    dropped > 0
 }
 
 /// The deliveries of one pass.
@@ -553,36 +601,50 @@ async fn deliver_outbox(
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     let client = delivery.client;
-    let waiting = client.list(OUTBOX_PREFIX, None, 100).await?;
-    let before = cp.retrying.len();
-    if !waiting.truncated {
-        // The retry state of an event that left the outbox is of no more use.
-        cp.retrying
-            .retain(|_, r| r.upload_ms.is_some() || waiting.objects.iter().any(|o| o.key == r.key));
+    // Every page: events waiting for their next attempt must not hide the ones behind them.
+    let mut waiting = Vec::new();
+    loop {
+        let page = client
+            .list(OUTBOX_PREFIX, waiting.last().map(String::as_str), 1000)
+            .await?;
+        waiting.extend(page.objects.into_iter().map(|o| o.key));
+        if !page.truncated || waiting.len() >= MAX_OUTBOX_LISTED {
+            break;
+        }
     }
+    let before = cp.retrying.len();
+    if waiting.len() < MAX_OUTBOX_LISTED {
+        // The retry state of an event that left the outbox is of no more use.
+        let listed: HashSet<&str> = waiting.iter().map(String::as_str).collect();
+        cp.retrying
+            .retain(|_, r| r.upload_ms.is_some() || listed.contains(r.key.as_str()));
+    }
+    let retry_at: HashMap<&str, i64> = cp
+        .retrying
+        .values()
+        .filter(|r| r.upload_ms.is_none())
+        .map(|r| (r.key.as_str(), r.next_ms))
+        .collect();
+    let due: Vec<String> = waiting
+        .into_iter()
+        .filter(|key| share.owns(key) && retry_at.get(key.as_str()).is_none_or(|at| *at <= now_ms))
+        .collect();
     let mut changed = cp.retrying.len() != before;
-    for o in waiting.objects {
+    for key in due {
         if delivery.down.is_some() {
             break;
         }
-        let waits = cp
-            .retrying
-            .values()
-            .any(|r| r.key == o.key && r.next_ms > now_ms);
-        if !share.owns(&o.key) || waits {
-            continue;
-        }
-        let Some(bytes) = client.get(&o.key, 64 * 1024).await? else {
+        let Some(bytes) = client.get(&key, 64 * 1024).await? else {
             continue;
         };
         let Ok(event) = serde_json::from_slice::<Event>(&bytes) else {
-            tracing::error!(key = %o.key, "an unreadable event in the outbox; removing it");
-            client.delete(&o.key).await?;
+            tracing::error!(%key, "an unreadable event in the outbox; removing it");
+            client.delete(&key).await?;
             continue;
         };
         changed = true;
-        if delivery.attempt(cp, &event, &o.key, None, now_ms).await {
-            client.delete(&o.key).await?;
+        if delivery.attempt(cp, &event, &key, None, now_ms).await {
+            client.delete(&key).await?;
         }
     }
     Ok(changed)
@@ -715,6 +777,7 @@ pub fn spawn(
     );
     sweeper.members = members.clone();
     sweeper.dead_letter_after = settings.dead_letter_after;
+    sweeper.unread_step = settings.sweep_interval;
     let backfill = backfill::Backfill {
         client: S3Client::new(target.clone()),
         verifier,

@@ -510,19 +510,32 @@ async fn an_unreadable_upload_holds_back_no_event_and_is_set_aside() {
         .await;
     assert_eq!(rx.delivered_count(&broken), 0);
 
-    // Retried on later sweeps (one a second), then set aside, with a marker.
-    let marker = signpost::sweep::set_aside_key(&broken);
-    let client = app.store_client();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.head(&marker).await.unwrap().is_none() {
-        assert!(Instant::now() < deadline, "not set aside after 20 s");
-        sleep_ms(200).await;
-    }
-    // The marker is written during the pass, the checkpoint at its end.
+    // Retried on later sweeps, one more sweep interval (here a second) apart each time: 1,
+    // 2, 3 and 4 s after its failures, however often sweeps run (each upload wakes one).
+    // Then set aside, with a marker.
     let read_cp = || -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(app.dir.path().join(CHECKPOINT_FILE)).unwrap())
             .unwrap()
     };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read_cp()["failing"].get(&broken).is_none() {
+        assert!(Instant::now() < deadline, "{}", read_cp());
+        sleep_ms(100).await;
+    }
+    let first_failure_seen = Instant::now();
+    let marker = signpost::sweep::set_aside_key(&broken);
+    let client = app.store_client();
+    while client.head(&marker).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "not set aside after 30 s");
+        upload_png(&app, "waker.png", 2, 2).await;
+        sleep_ms(200).await;
+    }
+    assert!(
+        first_failure_seen.elapsed() >= Duration::from_secs(8),
+        "set aside {:?} after its first failure: a store's passing trouble used up its attempts",
+        first_failure_seen.elapsed()
+    );
+    // The marker is written during the pass, the checkpoint at its end.
     while read_cp()["failing"].get(&broken).is_some() {
         assert!(Instant::now() < deadline, "{}", read_cp());
         sleep_ms(200).await;
@@ -531,13 +544,90 @@ async fn an_unreadable_upload_holds_back_no_event_and_is_set_aside() {
     // Still in the bucket: a store error is no verdict.
     assert!(
         client
-            .list("uploads/", None, 10)
+            .list("uploads/", None, 1000)
             .await
             .unwrap()
             .objects
             .iter()
             .any(|o| o.key == broken)
     );
+}
+
+/// An upload removed from the bucket while its event is still being retried: the event can
+/// no longer be built, so it is dropped, not kept waiting (and waking the sweep) for a day.
+#[actix_web::test]
+async fn an_event_whose_upload_is_removed_meanwhile_is_dropped() {
+    let rx = Receiver::start().await;
+    let app = spawn_with(notifying(&rx, 1, None, CheckpointArg::File)).await;
+    let (key, _) = upload_refused(&app, &rx, "gone.png").await;
+    let read_cp = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(app.dir.path().join(CHECKPOINT_FILE)).unwrap())
+            .unwrap()
+    };
+    let retried = |cp: &serde_json::Value| {
+        cp["retrying"]
+            .as_object()
+            .is_some_and(|m| m.values().any(|r| r["key"] == key.as_str()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !retried(&read_cp()) {
+        assert!(Instant::now() < deadline, "never retried: {}", read_cp());
+        sleep_ms(100).await;
+    }
+    assert!(refusals(&rx, &key) >= 1);
+
+    app.store_client().delete(&key).await.unwrap();
+    while retried(&read_cp()) {
+        assert!(Instant::now() < deadline, "still retried: {}", read_cp());
+        sleep_ms(100).await;
+    }
+    assert_eq!(rx.delivered_count(&key), 0);
+}
+
+/// More outbox events waiting for their next attempt than one listing page holds: the
+/// events after them are still delivered at once.
+#[actix_web::test]
+async fn events_waiting_in_the_outbox_hold_back_none_behind_them() {
+    use signpost::notify::Event;
+    use signpost::notify::outbox::OUTBOX_PREFIX;
+    use signpost::store::records;
+    use signpost::upload::ObjectKey;
+
+    let rx = Receiver::start().await;
+    let app = spawn_with(notifying(&rx, 1, None, CheckpointArg::File)).await;
+    let (key, _) = upload_png(&app, "model.png", 3, 3).await;
+    rx.wait_delivered(&[&key], Duration::from_secs(10)).await;
+    let client = app.store_client();
+    let prefix = &app.settings.prefix;
+    let object = ObjectKey::parse(prefix, &key).unwrap();
+    let record = records::read(&client, prefix, &object)
+        .await
+        .unwrap()
+        .unwrap();
+    let model = Event::deleted("signpost", &record, Utc::now());
+    // 120 deletions in the outbox, in key order: the first 110 refused by the receiver (they
+    // wait for their next attempt), then 10 it takes.
+    let mut taken = Vec::new();
+    for i in 0..120 {
+        let mut event = model.clone();
+        event.id = format!("{:03}{}", i, &model.id[3..]);
+        event.key = format!("{key}-{i:03}");
+        if i < 110 {
+            rx.refuse(&event.key);
+        } else {
+            taken.push(event.key.clone());
+        }
+        client
+            .put(
+                &format!("{OUTBOX_PREFIX}{}.json", event.id),
+                Bytes::from(event.body()),
+                "application/json",
+            )
+            .await
+            .unwrap();
+    }
+    let taken: Vec<&str> = taken.iter().map(String::as_str).collect();
+    rx.wait_delivered(&taken, Duration::from_secs(15)).await;
 }
 
 #[actix_web::test]
