@@ -17,6 +17,10 @@ use crate::config::Settings;
 use crate::imaging::{self, DecodeLimits, VerifyError, verify};
 use crate::upload::{ImageType, KeyPrefix, Limits, ObjectKey, decode_metadata};
 
+/// The refusal codes of files that are no allowed image, and of files over the size limit.
+pub const NOT_AN_IMAGE: &str = "not_an_image";
+pub const FILE_TOO_LARGE: &str = "file_too_large";
+
 /// What is read of an object too large to verify whole: enough for any image header.
 pub const PROBE_BYTES: usize = 256 * 1024;
 
@@ -34,8 +38,14 @@ pub enum ConfirmError {
     NotFound,
     #[error("the stored file is not the one described (its ETag differs)")]
     EtagMismatch,
+    /// Refused for good: not an allowed image (`not_an_image`), too large
+    /// (`file_too_large`), or past its link's budget (the link's own code).
     #[error("{reason}{}", if *.deleted { "; the file was deleted" } else { "; it will be removed" })]
-    Rejected { reason: String, deleted: bool },
+    Rejected {
+        code: &'static str,
+        reason: String,
+        deleted: bool,
+    },
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -48,7 +58,7 @@ impl ConfirmError {
             Self::BadEtag => "etag_invalid",
             Self::NotFound => "upload_not_found",
             Self::EtagMismatch => "etag_mismatch",
-            Self::Rejected { .. } => "not_an_image",
+            Self::Rejected { code, .. } => code,
             Self::Store(e) => e.code(),
         }
     }
@@ -174,34 +184,43 @@ impl Verifier {
 /// confirms new uploads as they land, so it may delete one before its browser comes back
 /// to confirm it: that browser should hear the reason, not "not found".
 #[derive(Debug, Clone, Default)]
-struct Rejections(Arc<Mutex<VecDeque<(String, String)>>>);
+struct Rejections(Arc<Mutex<VecDeque<Rejection>>>);
+
+#[derive(Debug, Clone)]
+struct Rejection {
+    key: String,
+    code: &'static str,
+    reason: String,
+}
 
 impl Rejections {
     /// Deletions remembered, newest last: far more than are confirmed at once.
     const KEPT: usize = 256;
 
-    fn remember(&self, key: &str, reason: &str) {
+    fn remember(&self, key: &str, code: &'static str, reason: &str) {
         // A poisoned lock only means a panic elsewhere: the list is still sound.
         let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if list.len() == Self::KEPT {
             list.pop_front();
         }
-        list.push_back((key.to_owned(), reason.to_owned()));
+        list.push_back(Rejection {
+            key: key.to_owned(),
+            code,
+            reason: reason.to_owned(),
+        });
     }
 
-    fn reason(&self, key: &str) -> Option<String> {
+    fn find(&self, key: &str) -> Option<Rejection> {
         let list = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        list.iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, reason)| reason.clone())
+        list.iter().rev().find(|r| r.key == key).cloned()
     }
 }
 
 /// What to answer for an upload that is not in the store: why, when this process deleted it.
 fn gone(verifier: &Verifier, key: &ObjectKey) -> ConfirmError {
-    match verifier.rejections.reason(key.as_str()) {
-        Some(reason) => ConfirmError::Rejected {
+    match verifier.rejections.find(key.as_str()) {
+        Some(Rejection { code, reason, .. }) => ConfirmError::Rejected {
+            code,
             reason,
             deleted: true,
         },
@@ -311,7 +330,7 @@ async fn verify_object(
             crate::upload::human_bytes(head.size),
             crate::upload::human_bytes(verifier.limits.max_bytes)
         );
-        return reject(client, verifier, key, reason, on_reject).await;
+        return reject(client, verifier, key, FILE_TOO_LARGE, reason, on_reject).await;
     }
 
     // The permit bounds the files and pixels held at once.
@@ -355,7 +374,17 @@ async fn verify_object(
     drop(permit);
     let (verified, made) = match verdict {
         Ok(v) => v,
-        Err(e) => return reject(client, verifier, key, e.to_string(), on_reject).await,
+        Err(e) => {
+            return reject(
+                client,
+                verifier,
+                key,
+                NOT_AN_IMAGE,
+                e.to_string(),
+                on_reject,
+            )
+            .await;
+        }
     };
 
     let uploaded_at = key
@@ -373,7 +402,7 @@ async fn verify_object(
     if let Some(id) = &link {
         let signed_at = uploaded_at.map_or(0, |t| t.timestamp_millis());
         if let Err(e) = super::links::claim(client, id, signed_at, &key.id().to_string()).await? {
-            return reject(client, verifier, key, e.to_string(), on_reject).await;
+            return reject(client, verifier, key, e.code(), e.to_string(), on_reject).await;
         }
     }
     // The type the user picked (or the browser guessed) is a hint: a valid image of another
@@ -450,25 +479,28 @@ async fn reject(
     client: &S3Client,
     verifier: &Verifier,
     key: &ObjectKey,
+    code: &'static str,
     reason: String,
     on_reject: OnReject,
 ) -> Result<Confirmed, ConfirmError> {
     match on_reject {
         OnReject::Delete => {
-            tracing::warn!(key = %key, %reason, "deleting an upload that is not an allowed image");
+            tracing::warn!(key = %key, code, %reason, "deleting a refused upload");
             // Remembered first: from the moment it is gone, a late confirmation hears why.
-            verifier.rejections.remember(key.as_str(), &reason);
+            verifier.rejections.remember(key.as_str(), code, &reason);
             client.delete(key.as_str()).await?;
             records::delete(client, key).await?;
             verifier.cache.remove(key.as_str());
             // An earlier version of it may have had thumbnails.
             thumbnails::remove_all(client, &verifier.thumb_prefix, key).await?;
             Err(ConfirmError::Rejected {
+                code,
                 reason,
                 deleted: true,
             })
         }
         OnReject::Keep => Err(ConfirmError::Rejected {
+            code,
             reason,
             deleted: false,
         }),
@@ -487,15 +519,17 @@ mod tests {
     #[test]
     fn rejections_keep_the_newest_reason_and_a_bounded_list() {
         let r = Rejections::default();
-        r.remember("a", "first");
-        r.remember("a", "second");
-        assert_eq!(r.reason("a").as_deref(), Some("second"));
-        assert_eq!(r.reason("b"), None);
+        let reason = |key| r.find(key).map(|f| f.reason);
+        r.remember("a", NOT_AN_IMAGE, "first");
+        r.remember("a", "link_exhausted", "second");
+        assert_eq!(reason("a").as_deref(), Some("second"));
+        assert_eq!(r.find("a").unwrap().code, "link_exhausted");
+        assert_eq!(reason("b"), None);
         for i in 0..Rejections::KEPT {
-            r.remember(&format!("k{i}"), "x");
+            r.remember(&format!("k{i}"), NOT_AN_IMAGE, "x");
         }
-        assert_eq!(r.reason("a"), None, "the oldest make room");
+        assert_eq!(reason("a"), None, "the oldest make room");
         assert_eq!(r.0.lock().unwrap().len(), Rejections::KEPT);
-        assert_eq!(r.reason("k0").as_deref(), Some("x"));
+        assert_eq!(reason("k0").as_deref(), Some("x"));
     }
 }

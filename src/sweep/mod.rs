@@ -385,9 +385,13 @@ impl Sweeper {
                     dirty |= cp.settle(c.key.as_str(), now_ms) | forget_events_of_gone(cp, &c.key);
                     tracing::debug!(key = %c.key, "listed upload is gone");
                 }
-                Err(ConfirmError::Rejected { reason, deleted }) => {
+                Err(ConfirmError::Rejected {
+                    code,
+                    reason,
+                    deleted,
+                }) => {
                     dirty |= cp.settle(c.key.as_str(), now_ms) | forget_events_of_gone(cp, &c.key);
-                    tracing::warn!(key = %c.key, %reason, deleted, "upload failed verification; no event");
+                    tracing::warn!(key = %c.key, code, %reason, deleted, "upload refused; no event");
                 }
                 // Replaced while it was read: it is listed again next time.
                 Err(ConfirmError::EtagMismatch) => {}

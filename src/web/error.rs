@@ -154,6 +154,9 @@ impl From<ConfirmError> for Problem {
             }
             ConfirmError::NotFound => StatusCode::NOT_FOUND,
             ConfirmError::EtagMismatch => StatusCode::CONFLICT,
+            ConfirmError::Rejected { code, .. } if code.starts_with("link_") => {
+                StatusCode::FORBIDDEN
+            }
             ConfirmError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self::new(status, e.code(), capitalise(&e.to_string()))

@@ -357,13 +357,13 @@ async fn a_link_allows_exactly_its_confirmed_uploads_across_sessions() {
         let (key, etag) = a.send_signed(p, &png).await;
         let who = if i == 1 { &b } else { &a };
         let c = who.confirm(&key, &etag).await;
-        outcomes.push((c.status, key));
+        outcomes.push((c.status, c.code(), key));
     }
     assert_eq!(outcomes[0].0, StatusCode::OK);
     assert_eq!(outcomes[1].0, StatusCode::OK);
     assert_eq!(
-        outcomes[2].0,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        (outcomes[2].0, outcomes[2].1.as_str()),
+        (StatusCode::FORBIDDEN, "link_exhausted"),
         "past the budget"
     );
     // A fresh session of the same link: the budget is the link's.
@@ -385,7 +385,7 @@ async fn a_link_allows_exactly_its_confirmed_uploads_across_sessions() {
     // A link session only uploads: no gallery, no delete.
     assert_eq!(a.get("/gallery").await.status, StatusCode::FORBIDDEN);
     let d = a
-        .post_json("/api/uploads/delete", json!({"key": outcomes[0].1}))
+        .post_json("/api/uploads/delete", json!({"key": outcomes[0].2}))
         .await;
     assert_eq!(
         (d.status, d.code().as_str()),
