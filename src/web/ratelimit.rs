@@ -4,7 +4,9 @@
 //!
 //! The rate limit is governor's keyed limiter; old keys are evicted gradually
 //! (`retain_recent`), never all at once. Signing the same file again (the page re-signs
-//! before a form expires) is not a new file and is not counted.
+//! before a form expires, and for each new description) is not a new file and is not
+//! counted; but every signature is a new key to upload to, so re-signs have a budget of
+//! their own, [`RESIGNS_PER_FILE`] times the limit.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -23,9 +25,13 @@ const SAME_FILE: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_SEEN: usize = 100_000;
 /// Checks between two prunes of the limiter's idle keys.
 const PRUNE_EVERY: u64 = 1024;
+/// Re-signs of files already counted, a minute and per identity, for each new file the
+/// limit allows: a page re-signs a file every few minutes, and once per description edited.
+pub const RESIGNS_PER_FILE: u32 = 4;
 
 pub struct RateLimiter {
     limiter: DefaultKeyedRateLimiter<String>,
+    resigns: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
     /// (identity, file fingerprint) → when it was counted.
     seen: Mutex<HashMap<(String, u64), Instant>>,
@@ -42,8 +48,13 @@ impl std::fmt::Debug for RateLimiter {
 impl RateLimiter {
     pub fn new(per_minute: NonZeroU32, policy_ttl: Duration) -> Self {
         let quota = Quota::per_minute(per_minute).allow_burst(per_minute);
+        let resigns =
+            per_minute.saturating_mul(NonZeroU32::new(RESIGNS_PER_FILE).unwrap_or(NonZeroU32::MIN));
         Self {
             limiter: DefaultKeyedRateLimiter::keyed(quota),
+            resigns: DefaultKeyedRateLimiter::keyed(
+                Quota::per_minute(resigns).allow_burst(resigns),
+            ),
             clock: DefaultClock::default(),
             seen: Mutex::new(HashMap::new()),
             seen_for: policy_ttl.min(SAME_FILE),
@@ -57,6 +68,8 @@ impl RateLimiter {
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
+            self.resigns.retain_recent();
+            self.resigns.shrink_to_fit();
         }
         let now = Instant::now();
         let key = file.map(|f| (who.to_owned(), f));
@@ -67,7 +80,8 @@ impl RateLimiter {
                 .get(key)
                 .is_some_and(|at| now.duration_since(*at) < self.seen_for)
             {
-                return Ok(());
+                drop(seen);
+                return self.wait(self.resigns.check_key(&who.to_owned()));
             }
         }
         match self.limiter.check_key(&who.to_owned()) {
@@ -90,11 +104,16 @@ impl RateLimiter {
                 }
                 Ok(())
             }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                Err(wait.as_secs().max(1))
-            }
+            Err(not_until) => self.wait(Err(not_until)),
         }
+    }
+
+    /// `Ok`, or the whole seconds (at least one) until the limiter allows another.
+    fn wait(
+        &self,
+        checked: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
+    ) -> Result<(), u64> {
+        checked.map_err(|not_until| not_until.wait_time_from(self.clock.now()).as_secs().max(1))
     }
 }
 
@@ -164,6 +183,23 @@ mod tests {
         let wait = rl.check("address 10.0.0.1", Some(8)).unwrap_err();
         assert!((1..=60).contains(&wait), "{wait}");
         assert!(rl.check("address 10.0.0.2", None).is_ok());
+    }
+
+    #[test]
+    fn resigning_has_a_budget_of_its_own() {
+        let rl = limiter(2);
+        assert!(rl.check("alice", Some(7)).is_ok());
+        // Each signature is a new key to upload to: free, but not without end.
+        let free = 2 * RESIGNS_PER_FILE;
+        for n in 0..free {
+            assert!(rl.check("alice", Some(7)).is_ok(), "re-sign {n}");
+        }
+        let wait = rl.check("alice", Some(7)).unwrap_err();
+        assert!((1..=60).contains(&wait), "{wait}");
+        // A new file still has its place, and others their own budgets.
+        assert!(rl.check("alice", Some(8)).is_ok());
+        assert!(rl.check("bob", Some(7)).is_ok());
+        assert!(rl.check("bob", Some(7)).is_ok());
     }
 
     #[test]

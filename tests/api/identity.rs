@@ -453,6 +453,31 @@ fn exposed_without_an_identity_signpost_refuses_to_start() {
     assert_eq!(out.matches("is exposed").count(), 1, "printed once: {out}");
 }
 
+/// Signing the same file again is not a new file, but each answer is a new key to upload
+/// to: re-signs have their own budget (four a minute for each file the limit allows).
+#[actix_web::test]
+async fn signing_one_file_again_and_again_does_not_escape_the_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &["--allow-anonymous", "--sign-rate-per-minute", "1"],
+        &[],
+    );
+    server.ready().await;
+    let caller = Caller::new(&server, &[]);
+    let mut statuses = Vec::new();
+    let mut keys = std::collections::HashSet::new();
+    for _ in 0..7 {
+        let r = caller.presign("same.png", 10, None).await;
+        if r.status == StatusCode::OK {
+            keys.insert(r.json()["key"].as_str().unwrap().to_owned());
+        }
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    assert_eq!(keys.len(), 5, "each signature has its own key");
+}
+
 #[actix_web::test]
 async fn a_spoofed_leftmost_forwarded_hop_does_not_escape_the_rate_limit() {
     let dir = tempfile::tempdir().unwrap();
