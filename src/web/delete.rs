@@ -4,6 +4,7 @@
 //! may delete. The object, its record and what was derived from it go; an `upload.deleted`
 //! event is announced through the outbox.
 
+use actix_web::error::UrlencodedError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -25,6 +26,31 @@ pub struct DeleteForm {
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
     pub key: String,
+}
+
+/// The Delete button's form, read like every body: bounded, its errors on the error page.
+pub fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(4096)
+        .error_handler(|e, _req| {
+            let p = match e {
+                UrlencodedError::ContentType => Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Send the Delete button's form as application/x-www-form-urlencoded.",
+                ),
+                UrlencodedError::Overflow { .. } => Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "The Delete button's form is larger than 4096 bytes.",
+                ),
+                _ => Problem::bad_request(
+                    "form_invalid",
+                    "This is not the Delete button's form: it needs the upload's key and its token.",
+                ),
+            };
+            PageError::new(p).into()
+        })
 }
 
 fn forbidden(code: &'static str, message: &'static str) -> Problem {

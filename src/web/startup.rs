@@ -232,6 +232,7 @@ pub fn app(
         )
         .service(
             web::resource("/uploads/delete")
+                .app_data(delete::form_config())
                 .route(web::post().to(delete::delete_page))
                 .default_service(refuse_others("POST")),
         )

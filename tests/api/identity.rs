@@ -578,6 +578,19 @@ async fn only_the_owner_or_an_admin_deletes_and_the_deletion_is_announced() {
         (r.status, r.code().as_str()),
         (StatusCode::FORBIDDEN, "cross_site_request")
     );
+    // A form that is not the button's: the error page, with a stable code.
+    let r = alice.post_form("/uploads/delete", &[("key", &key)]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains(r#"data-code="form_invalid""#), "{}", r.body);
+    let r = alice
+        .post_json("/uploads/delete", json!({"key": key, "csrf": csrf}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.body);
+    assert!(
+        r.body.contains(r#"data-code="unsupported_media_type""#),
+        "{}",
+        r.body
+    );
 
     // From her page: the object, its record and its thumbnail go, and the deletion is
     // announced.
