@@ -155,6 +155,7 @@ mod tests {
             thumbnails: None,
             alt: None,
             corrected_from: None,
+            uploaded_etag: None,
         };
         let thumb = ThumbnailLink {
             width: 64,

@@ -265,10 +265,19 @@ pub async fn confirm(
     let Some(head) = client.head(key.as_str()).await? else {
         return Err(gone(verifier, key));
     };
-    if let Some(expected) = etag
-        && strip_quotes(expected) != head.etag
+    if let Some(expected) = etag.map(strip_quotes)
+        && expected != head.etag
     {
-        return Err(ConfirmError::EtagMismatch);
+        // The copy that corrects a type may have given the object another ETag than the one
+        // its browser holds (a verification may be making it now): the record knows both.
+        let _after_any_verification = verifier.exclusive(key).await;
+        return match records::read(client, &verifier.prefix, key).await? {
+            Some(r) if r.etag == head.etag && r.known_as(expected) && !r.needs_thumbnails() => {
+                verifier.cache.put(&r);
+                Ok(r)
+            }
+            _ => Err(ConfirmError::EtagMismatch),
+        };
     }
     if let Some(recorded) = verifier.recorded(client, key, &head.etag).await?
         && !recorded.needs_thumbnails()
@@ -278,8 +287,9 @@ pub async fn confirm(
     // One verification of a key at a time; the one that waited may find it done.
     let _one_at_a_time = verifier.exclusive(key).await;
     let previous = records::read(client, &verifier.prefix, key).await?;
+    // Done meanwhile, maybe by a copy that corrected its type (and changed its ETag).
     if let Some(recorded) = &previous
-        && recorded.etag == head.etag
+        && recorded.known_as(&head.etag)
         && !recorded.needs_thumbnails()
     {
         verifier.cache.put(recorded);
@@ -410,6 +420,7 @@ async fn verify_object(
     // store, before the record; the record carries the copy's ETag.
     let mut etag = head.etag.clone();
     let mut corrected_from = None;
+    let mut uploaded_etag = None;
     if declared_type != Some(verified.image_type) {
         let was = printable(declared.unwrap_or("no type"));
         let to = verified.image_type.mime();
@@ -417,7 +428,12 @@ async fn verify_object(
             .retype_in_place(key.as_str(), head, to, verifier.acl.as_deref())
             .await?
         {
-            Some(copied) => etag = copied,
+            Some(copied) => {
+                if copied != head.etag {
+                    uploaded_etag = Some(head.etag.clone());
+                }
+                etag = copied;
+            }
             // Replaced or removed meanwhile: the next confirmation sees what is there now.
             None => return Err(ConfirmError::EtagMismatch),
         }
@@ -458,6 +474,7 @@ async fn verify_object(
         thumbnails: Some(thumbnails),
         alt,
         corrected_from,
+        uploaded_etag,
     })
 }
 

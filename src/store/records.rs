@@ -53,9 +53,17 @@ pub struct Confirmed {
     pub alt: Option<String>,
     /// The type it was stored as before confirmation corrected it to what its bytes are.
     pub corrected_from: Option<String>,
+    /// The ETag it was uploaded with, when the copy that corrected its type gave it another
+    /// (multipart uploads, encrypted buckets): what its browser still holds.
+    pub uploaded_etag: Option<String>,
 }
 
 impl Confirmed {
+    /// Whether `etag` names this version: its own ETag, or the one it was uploaded with.
+    pub fn known_as(&self, etag: &str) -> bool {
+        self.etag == etag || self.uploaded_etag.as_deref() == Some(etag)
+    }
+
     /// Its alternative text: the description it was given, or one made from its name.
     pub fn alt_text(&self) -> String {
         self.alt.clone().unwrap_or_else(|| {
@@ -104,6 +112,8 @@ struct Record {
     alt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     corrected_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uploaded_etag: Option<String>,
 }
 
 fn anonymous() -> String {
@@ -144,6 +154,7 @@ impl Confirmed {
             }),
             alt: self.alt.clone(),
             corrected_from: self.corrected_from.clone(),
+            uploaded_etag: self.uploaded_etag.clone(),
         }
     }
 
@@ -187,6 +198,7 @@ impl Confirmed {
             thumbnails,
             alt: r.alt,
             corrected_from: r.corrected_from,
+            uploaded_etag: r.uploaded_etag,
         })
     }
 }
@@ -305,6 +317,7 @@ mod tests {
             }]),
             alt: Some("A cat on a mat".into()),
             corrected_from: Some("image/jpeg".into()),
+            uploaded_etag: Some("0cc175b9c0f1b6a831c399e269772661-2".into()),
         };
         let json = serde_json::to_vec(&c.to_record(at)).unwrap();
         let back: Record = serde_json::from_slice(&json).unwrap();

@@ -134,6 +134,52 @@ async fn another_allowed_type_is_corrected_through_the_api_and_its_bytes_kept() 
     );
 }
 
+/// On stores where a copy gets a new ETag (multipart uploads, encrypted buckets), the copy
+/// that corrects a type leaves the browser with an ETag the object no longer has: the record
+/// keeps it, and a confirmation that carries it is still this upload's.
+#[actix_web::test]
+async fn a_confirmation_with_the_etag_from_before_a_correcting_copy_is_this_uploads() {
+    use signpost::store::records;
+    use signpost::upload::ObjectKey;
+
+    let app = spawn_app().await;
+    let gif = testdata::gif();
+    let p = app.presign("anim.png", "image/png", gif.len(), None).await;
+    let r = app.post_presigned(&p, "anim.png", "image/png", &gif).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let key = p["key"].as_str().unwrap();
+    let c = app.confirm(key, &etag_of(&r.body)).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    // The embedded store keeps the ETag through a copy; stand in a store that changes it:
+    // the browser holds one the object does not have.
+    let client = app.store_client();
+    let object = ObjectKey::parse(&app.settings.prefix, key).unwrap();
+    let mut record = records::read(&client, &app.settings.prefix, &object)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.uploaded_etag, None, "the embedded store kept it");
+    let held = "0cc175b9c0f1b6a831c399e269772661-2";
+    record.uploaded_etag = Some(held.to_owned());
+    records::write(&client, &record).await.unwrap();
+    // Another instance, which has not cached the record.
+    let other = spawn_beside(&app, &format!("http://{}", app.s3_addr.unwrap()), |_| {}).await;
+    let c = other.confirm(key, held).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    let v: Value = serde_json::from_str(&c.body).unwrap();
+    assert_eq!(
+        v["etag"],
+        record.etag.as_str(),
+        "it answers the object's own ETag"
+    );
+    let page = other.get(&uploaded_path(key, held)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    // Any other ETag is still another version.
+    let c = other.confirm(key, "92eb5ffee6ae2fec3ad71c777531578f").await;
+    assert_eq!(c.status, StatusCode::CONFLICT, "{}", c.body);
+    other.handle.stop(false).await;
+}
+
 #[actix_web::test]
 async fn a_correction_never_copies_over_a_newer_version() {
     let app = spawn_app().await;
