@@ -366,6 +366,24 @@ async fn a_multipart_create_with_another_content_type_than_signed_is_refused() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nor metadata or an ACL that nobody signed (AWS refuses unsigned x-amz-* headers; so
+    // does the embedded store).
+    for extra in [
+        ("x-amz-meta-link", "someone-elses"),
+        ("x-amz-acl", "public-read"),
+    ] {
+        let mut headers = headers_of(&create);
+        headers.push((extra.0.into(), extra.1.into()));
+        let (status, body, _) = send(
+            Method::POST,
+            create["url"].as_str().unwrap(),
+            &headers,
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{extra:?}: {body}");
+        assert!(body.contains("not signed"), "{body}");
+    }
     // Creates are signed only for allowed types, like single files.
     assert_eq!(
         refused(

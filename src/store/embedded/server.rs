@@ -106,6 +106,25 @@ fn put_too_large<B>(req: &Request<B>, max_bytes: u64) -> Option<Response<s3s::Bo
     }
 }
 
+/// A presigned request (SigV4 in its query) that carries an `x-amz-*` header its signature
+/// does not cover: AWS refuses those ("There were headers present in the request which were
+/// not signed"); s3s would take them, so a client could add metadata (`x-amz-meta-link`,
+/// `x-amz-meta-alt`) or an ACL that nobody signed.
+fn unsigned_amz_header<B>(req: &Request<B>) -> Option<Response<s3s::Body>> {
+    let query = req.uri().query()?;
+    let signed = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k.eq_ignore_ascii_case("X-Amz-SignedHeaders"))?
+        .1;
+    let unsigned = req.headers().keys().map(|h| h.as_str()).find(|h| {
+        h.starts_with("x-amz-") && !signed.split(';').any(|s| s.eq_ignore_ascii_case(h))
+    })?;
+    Some(s3_error(
+        StatusCode::FORBIDDEN,
+        "AccessDenied",
+        &format!("There were headers present in the request which were not signed: {unsigned}"),
+    ))
+}
+
 impl Front {
     pub async fn handle(
         &self,
@@ -115,7 +134,9 @@ impl Front {
             return Ok(self.cors.preflight(&req));
         }
         let origin = req.headers().get(ORIGIN).cloned();
-        if let Some(mut resp) = put_too_large(&req, self.max_bytes) {
+        if let Some(mut resp) =
+            unsigned_amz_header(&req).or_else(|| put_too_large(&req, self.max_bytes))
+        {
             self.cors.allow_response(origin, &mut resp);
             return Ok(resp);
         }
