@@ -699,7 +699,8 @@ fn keep_alive_times(addr: std::net::SocketAddr, request: String) -> Vec<std::tim
 /// Static files and stored objects are streamed after their headers; on a keep-alive
 /// connection Nagle's algorithm would hold that second write until the client's delayed
 /// ACK, 40 ms on Linux (for every other request, once the kernel has left its quick-ACK
-/// start). Three answers in four must be quick, from the site and from the embedded store.
+/// start). Three answers in four must be quick, from the site and from the embedded store,
+/// in one of three runs: a held-back write fails every run, a loaded machine only some.
 #[actix_web::test]
 async fn files_on_a_keep_alive_connection_are_not_held_back() {
     use std::time::Duration;
@@ -715,12 +716,19 @@ async fn files_on_a_keep_alive_connection_are_not_held_back() {
         (app.s3_addr.expect("the embedded store"), object_path),
     ];
     for (addr, path) in cases {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-        let times = actix_web::rt::task::spawn_blocking(move || keep_alive_times(addr, request))
-            .await
-            .unwrap();
-        let mut sorted = times.clone();
-        sorted.sort();
-        assert!(sorted[30] < Duration::from_millis(25), "{path}: {times:?}");
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            let mut times =
+                actix_web::rt::task::spawn_blocking(move || keep_alive_times(addr, request))
+                    .await
+                    .unwrap();
+            times.sort();
+            if times[30] < Duration::from_millis(25) {
+                break;
+            }
+            runs.push(times);
+        }
+        assert!(runs.len() < 3, "{path}, sorted, each run: {runs:?}");
     }
 }
