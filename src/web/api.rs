@@ -64,11 +64,12 @@ pub async fn presign(
     client: web::Data<S3Client>,
     body: web::Json<UploadRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let identity = auth::identify(&req, &state, &client).await?;
     let valid = body
         .validate(&state.presigner.limits, true)
         .map_err(ApiError::validation)?;
-    let (_, uploader) = signing::uploader(
-        &req,
+    let uploader = signing::uploader(
+        &identity,
         &state,
         &client,
         body.owner.as_deref(),

@@ -9,7 +9,7 @@ use askama::Template;
 use super::error::{FragmentError, Problem};
 use super::index::MetaView;
 use super::query::Query;
-use super::{State, html, no_store, signing};
+use super::{State, auth, html, no_store, signing};
 use crate::policy::FieldValue;
 use crate::store::S3Client;
 use crate::upload::{Completion, UploadRequest, ValidationError};
@@ -49,6 +49,7 @@ pub async fn image_meta(
     state: web::Data<State>,
     client: web::Data<S3Client>,
 ) -> Result<HttpResponse, FragmentError> {
+    let identity = auth::identify(&req, &state, &client).await?;
     let query = Query::parse(req.query_string()).map_err(|mut p| {
         // The fragment speaks 422 for every input problem.
         p.status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -56,8 +57,8 @@ pub async fn image_meta(
     })?;
     let request = upload_request(&query)?;
     let valid = request.validate(&state.presigner.limits, true)?;
-    let (_, uploader) =
-        signing::uploader(&req, &state, &client, None, Some((&valid).into())).await?;
+    let uploader =
+        signing::uploader(&identity, &state, &client, None, Some((&valid).into())).await?;
     let signed = state
         .presigner
         .presign(&valid, Completion::Redirect, state.clock, &uploader);

@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::assets::AssetUrls;
 use super::error::PageError;
-use super::{State, html, no_store, signing};
+use super::{State, auth, html, no_store, signing};
 use crate::policy::FieldValue;
 use crate::policy::time::rfc3339_seconds;
 use crate::store::S3Client;
@@ -82,7 +82,8 @@ pub async fn index(
     client: web::Data<S3Client>,
 ) -> Result<HttpResponse, PageError> {
     // The first render signs a form (for no file yet): it counts as a new file.
-    let (_, uploader) = signing::uploader(&req, &state, &client, None, None).await?;
+    let identity = auth::identify(&req, &state, &client).await?;
+    let uploader = signing::uploader(&identity, &state, &client, None, None).await?;
     let signed = state.presigner.initial(state.clock, &uploader);
     let limits = &state.presigner.limits;
     let select = (limits.allowed.len() > 1).then_some(limits.allowed.as_slice());

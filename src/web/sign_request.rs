@@ -172,12 +172,13 @@ async fn first_request(
     client: &S3Client,
     body: &SignRequest,
 ) -> Result<(ValidUpload, crate::upload::Uploader), ApiError> {
+    let identity = auth::identify(req, state, client).await?;
     let asked = body.upload_request();
     let valid = asked
         .validate(&state.presigner.limits, true)
         .map_err(ApiError::validation)?;
-    let (_, uploader) = signing::uploader(
-        req,
+    let uploader = signing::uploader(
+        &identity,
         state,
         client,
         asked.owner.as_deref(),

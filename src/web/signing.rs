@@ -1,11 +1,9 @@
 //! What every signing endpoint checks before it signs: who asks ([`auth::identify`]), whom
 //! the upload will belong to, the link's budget, the rate limit and the day's quota.
 
-use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
 
 use super::State;
-use super::auth;
 use super::error::Problem;
 use super::ratelimit::fingerprint;
 use crate::identity::Identity;
@@ -69,18 +67,18 @@ fn owner_for(
     }
 }
 
-/// Who signs, checked against every limit; `file`: what is signed.
+/// Who signs (identified first: a caller without an identity hears that before anything
+/// about its request), checked against every limit; `file`: what is signed.
 pub async fn uploader(
-    req: &HttpRequest,
+    identity: &Identity,
     state: &State,
     client: &S3Client,
     owner_asked: Option<&str>,
     file: Option<FileAsked<'_>>,
-) -> Result<(Identity, Uploader), Problem> {
-    let identity = auth::identify(req, state, client).await?;
+) -> Result<Uploader, Problem> {
     let settings = &state.settings.identity;
-    let mut uploader = Uploader::new(owner_for(&identity, owner_asked, &settings.admins)?);
-    if let Identity::Link { id, .. } = &identity {
+    let mut uploader = Uploader::new(owner_for(identity, owner_asked, &settings.admins)?);
+    if let Identity::Link { id, .. } = identity {
         let record = match state
             .auth
             .link_usable(client, id, state.clock.now(), false)
@@ -114,7 +112,7 @@ pub async fn uploader(
         // The form may carry no more than was counted.
         uploader.max_bytes = Some(bytes);
     }
-    Ok((identity, uploader))
+    Ok(uploader)
 }
 
 #[cfg(test)]

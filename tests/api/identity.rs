@@ -302,10 +302,26 @@ async fn tokens_sign_as_their_name_and_revoked_or_overreaching_ones_are_refused(
         (r.status, r.code().as_str()),
         (StatusCode::UNAUTHORIZED, "unauthenticated")
     );
-    let r = Caller::new(&server, &[("Authorization", "Bearer spt_not-a-token")])
-        .presign("a.png", 10, None)
-        .await;
+    let stranger = Caller::new(&server, &[("Authorization", "Bearer spt_not-a-token")]);
+    let r = stranger.presign("a.png", 10, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Who asks comes first: a stranger hears nothing about what its request lacks.
+    let r = stranger
+        .post_json(
+            "/api/presign",
+            json!({"content_type": "image/png", "size": 10}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    let r = stranger
+        .post_json("/api/sign-request", json!({"method": "PUT", "key": "x"}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let r = stranger.get("/fragments/image-meta?size=nope").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
 }
 
 /// Open an upload link as a new browser would: its session cookie.
