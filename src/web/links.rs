@@ -27,16 +27,22 @@ pub async fn open(
     let refused =
         |e: links::LinkError| Problem::new(StatusCode::FORBIDDEN, e.code(), e.to_string());
     let link = links::verify(key, &token, now).map_err(refused)?;
-    state
+    let record = state
         .auth
         .link_usable(&client, &link.id, now, true)
         .await?
         .map_err(refused)?;
+    // The record is the link; its token only names it. One that says anything else (another
+    // owner, budget or expiry) was not made by `signpost link`, whatever its MAC.
+    if record.link != link {
+        tracing::warn!(link = %link.id, "a link token that does not match its record");
+        return Err(refused(links::LinkError::Invalid).into());
+    }
     start_link_session(
         &req.get_session(),
         &LinkSession {
-            id: link.id,
-            owner: link.owner,
+            id: record.link.id,
+            owner: record.link.owner,
         },
     )?;
     let mut resp = HttpResponse::SeeOther().finish();

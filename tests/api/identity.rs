@@ -343,6 +343,54 @@ async fn open_link(server: &Server, url: &str) -> Result<String, Answer> {
     Ok(cookie.split(';').next().unwrap().to_owned())
 }
 
+/// The embedded store's files (every upload, the link key) are this user's alone; and a
+/// link's token only names its record: one re-signed with the key but saying another owner
+/// or budget opens nothing.
+#[actix_web::test]
+async fn the_link_key_is_private_and_a_token_that_differs_from_its_record_is_refused() {
+    use signpost::identity::links::{Link, sign};
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &PROXY, &[]);
+    server.ready().await;
+    let made = cli_on(
+        &server,
+        dir.path(),
+        &["link", "--owner", "bob", "--uploads", "1"],
+    );
+    let url = made.lines().next().unwrap().trim().to_owned();
+    let root = signpost::store::embedded::store_root(dir.path());
+    let mode = std::fs::metadata(&root).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", root.display());
+
+    // Whoever holds the key anyway (a --link-key leaked, a backup): bob's link, re-signed
+    // for mallory and a thousand uploads.
+    let key = signpost::store::links::link_key(&server.store_client(dir.path()), None)
+        .await
+        .unwrap();
+    let token = url.rsplit('/').next().unwrap();
+    let payload = token.split('.').next().unwrap();
+    let mut link: Link = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(link.owner, "bob");
+    link.owner = "mallory".into();
+    link.uploads = 1000;
+    let forged = format!("/l/{}", sign(&key, &link));
+    let r = Caller::new(&server, &[]).get(&forged).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::FORBIDDEN, "link_invalid"),
+        "{}",
+        r.body
+    );
+    // The real one still opens.
+    assert!(open_link(&server, &url).await.is_ok());
+}
+
 #[actix_web::test]
 async fn a_link_allows_exactly_its_confirmed_uploads_across_sessions() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,6 +15,7 @@ mod server;
 use std::fs;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -134,10 +135,19 @@ impl EmbeddedStore {
     pub fn start(opts: EmbeddedOptions) -> Result<Self, EmbeddedError> {
         let root = store_root(&opts.data_dir);
         let bucket_dir = root.join(&opts.bucket);
-        fs::create_dir_all(&bucket_dir).map_err(|source| EmbeddedError::Data {
-            path: bucket_dir.clone(),
-            source,
-        })?;
+        let data_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| EmbeddedError::Data { path, source }
+        };
+        // Every upload and signpost's own keys (the link key) are files under the root:
+        // this user's alone, as the credentials are. s3s-fs writes them 0644, so the root's
+        // mode is what keeps other local users out; one loosened by hand is tightened.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&bucket_dir)
+            .map_err(data_err(&bucket_dir))?;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).map_err(data_err(&root))?;
         let listener = StdListener::bind(opts.bind).map_err(|source| EmbeddedError::Bind {
             addr: opts.bind,
             source,
