@@ -114,7 +114,10 @@ impl Backend {
                 .collect(),
             max_bytes: settings.limits.max_bytes,
             policy_ttl: settings.policy_ttl,
-            limits: EmbeddedLimits::for_max_bytes(settings.limits.max_bytes),
+            limits: EmbeddedLimits {
+                shutdown_grace: settings.shutdown_grace,
+                ..EmbeddedLimits::for_max_bytes(settings.limits.max_bytes)
+            },
         })?;
         let endpoint = reachable_endpoint(store.addr(), public_url);
         Self::new(settings, Some(&endpoint), credentials, Some(store))

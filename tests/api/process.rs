@@ -809,6 +809,60 @@ async fn sigterm_lets_in_flight_requests_finish_and_stops_both_servers() {
     assert!(server.stdout_text().contains("signpost stopped"));
 }
 
+/// An upload still arriving at the embedded store when SIGTERM comes finishes within
+/// `--shutdown-grace-secs`: browsers upload there, not to the site.
+#[actix_web::test]
+async fn sigterm_lets_an_upload_to_the_embedded_store_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--shutdown-grace-secs", "30"], &[]);
+    server.ready().await;
+    let web = Web::new(server.base());
+    let file = testdata::png_noise(300, 300);
+    let body = serde_json::json!({
+        "filename": "slow.png", "content_type": "image/png", "size": file.len(),
+    });
+    let r = web
+        .post("/api/presign", "application/json", body.to_string())
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let p: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let fields = api_fields(&p);
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (ct, form) = form_body(&refs, "slow.png", "image/png", &file);
+    let url = url::Url::parse(p["url"].as_str().unwrap()).unwrap();
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let path = url.path().to_owned();
+    // About 8 s on the way, in 16 pieces.
+    let sending = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            form.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        for chunk in form.chunks(form.len().div_ceil(16)) {
+            if s.write_all(chunk).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    });
+    actix_web::rt::time::sleep(Duration::from_millis(1000)).await;
+    server.signal("TERM");
+    let answer = actix_web::rt::task::spawn_blocking(move || sending.join().unwrap())
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let exit = server.exited(Duration::from_secs(30)).await;
+    assert!(exit.success(), "{exit}");
+}
+
 /// A gallery request held up by a slow store completes with 200 after SIGTERM.
 #[actix_web::test]
 async fn sigterm_waits_for_a_slow_gallery() {

@@ -54,6 +54,9 @@ pub struct Limits {
     /// 503 SlowDown.
     pub max_uploads: usize,
     pub upload_wait: Duration,
+    /// How long uploads in flight may take to finish once the store is told to stop
+    /// (`--shutdown-grace-secs`: browsers upload here, not to the site).
+    pub shutdown_grace: Duration,
 }
 
 impl Limits {
@@ -70,6 +73,7 @@ impl Limits {
             max_connections: 512,
             max_uploads,
             upload_wait: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

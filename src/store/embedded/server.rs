@@ -186,7 +186,7 @@ impl Front {
     }
 }
 
-/// Accept connections until `stop` says so, then give in-flight requests a few seconds.
+/// Accept connections until `stop` says so, then give in-flight requests the grace period.
 pub async fn serve(listener: StdListener, front: Arc<Front>, stop: &mut watch::Receiver<bool>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -238,10 +238,11 @@ pub async fn serve(listener: StdListener, front: Arc<Front>, stop: &mut watch::R
         });
     }
     drop(listener);
+    let grace = front.limits.shutdown_grace;
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_secs(5)) => {
-            tracing::warn!("embedded store: in-flight requests did not finish within 5 s");
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(grace_secs = grace.as_secs(), "embedded store: in-flight requests did not finish within the grace period");
         }
     }
 }
