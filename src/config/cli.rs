@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::defaults::DEFAULTS;
@@ -315,7 +316,14 @@ pub struct Config {
     #[arg(long, env = "SIGNPOST_SIGN_RATE_PER_MINUTE", global = true)]
     pub sign_rate_per_minute: Option<u32>,
     /// Replaced by --trusted-proxies.
-    #[arg(long, env = "SIGNPOST_TRUST_PROXY", hide = true, global = true)]
+    // Boolish: containers spell booleans 1/0, yes/no, on/off as often as true/false.
+    #[arg(
+        long,
+        env = "SIGNPOST_TRUST_PROXY",
+        value_parser = BoolishValueParser::new(),
+        hide = true,
+        global = true
+    )]
     pub trust_proxy: bool,
     /// The header an authenticating proxy names the user in (e.g. X-Forwarded-User or
     /// Remote-User), believed only from --trusted-proxies.
@@ -327,7 +335,13 @@ pub struct Config {
     pub trusted_proxies: Option<String>,
     /// Let anyone upload without an identity. The default only when signpost is not exposed
     /// (every bind and the public URL on loopback, no trusted proxies).
-    #[arg(long, env = "SIGNPOST_ALLOW_ANONYMOUS", global = true)]
+    // Boolish, like --trust-proxy: SIGNPOST_ALLOW_ANONYMOUS=1 works too.
+    #[arg(
+        long,
+        env = "SIGNPOST_ALLOW_ANONYMOUS",
+        value_parser = BoolishValueParser::new(),
+        global = true
+    )]
     pub allow_anonymous: bool,
     /// The API tokens file. Default: DATA_DIR/tokens.
     #[arg(long, env = "SIGNPOST_TOKENS_FILE", global = true)]
@@ -366,7 +380,13 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
     /// URL that receives one signed JSON event per confirmed upload.
-    #[arg(long, env = "SIGNPOST_NOTIFY_URL", global = true)]
+    // Hidden in --help: webhook URLs often carry a token.
+    #[arg(
+        long,
+        env = "SIGNPOST_NOTIFY_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub notify_url: Option<String>,
     /// Secret of the events' HMAC-SHA256 signature.
     #[arg(
@@ -499,6 +519,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
     #[test]
@@ -507,6 +529,58 @@ mod tests {
         let parsed = Cli::try_parse_from(["signpost", "--data-dir", "/tmp/x"]).unwrap();
         let base = Config::embedded("/tmp/x");
         assert_eq!(format!("{:?}", parsed.config), format!("{base:?}"));
+    }
+
+    /// What the value `raw` gives the boolean flag `id`, parsed as its environment variable's
+    /// would be (by the Arg's own value parser), without touching the process's environment.
+    fn env_bool(id: &str, raw: &str) -> Result<bool, clap::Error> {
+        let arg = Cli::command()
+            .get_arguments()
+            .find(|a| a.get_id() == id)
+            .unwrap()
+            .clone()
+            .action(clap::ArgAction::Set);
+        let long = format!("--{}", arg.get_long().unwrap());
+        let m = clap::Command::new("t")
+            .arg(arg)
+            .try_get_matches_from(["t", long.as_str(), raw])?;
+        Ok(m.get_one::<bool>(id).copied().unwrap())
+    }
+
+    #[test]
+    fn boolean_env_vars_take_the_usual_spellings() {
+        for id in ["allow_anonymous", "trust_proxy"] {
+            for raw in ["1", "yes", "on", "true", "Y"] {
+                assert!(env_bool(id, raw).unwrap(), "{id}={raw}");
+            }
+            for raw in ["0", "no", "off", "false", "N"] {
+                assert!(!env_bool(id, raw).unwrap(), "{id}={raw}");
+            }
+            assert!(env_bool(id, "maybe").is_err(), "{id}=maybe");
+        }
+        let flags =
+            Cli::try_parse_from(["signpost", "--allow-anonymous", "--trust-proxy"]).unwrap();
+        assert!(flags.config.allow_anonymous && flags.config.trust_proxy);
+    }
+
+    #[test]
+    fn help_hides_the_values_of_secrets_and_credential_urls() {
+        const SECRETS: [&str; 6] = [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "SIGNPOST_LINK_KEY",
+            "SIGNPOST_NOTIFY_URL",
+            "SIGNPOST_NOTIFY_SECRET",
+        ];
+        let cmd = Cli::command();
+        for env in SECRETS {
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == env))
+                .unwrap_or_else(|| panic!("no flag reads {env}"));
+            assert!(arg.is_hide_env_values_set(), "--help shows {env}'s value");
+        }
     }
 
     #[test]

@@ -23,6 +23,12 @@ pub struct Defaults {
     pub policy_ttl_secs: u64,
     /// How long a multipart upload may take, start to completion.
     pub multipart_ttl: &'static str,
+    /// The longest the policy TTL and the multipart TTL may be: a SigV4 presigned URL lives
+    /// at most 7 days.
+    pub max_signed_ttl_secs: u64,
+    /// The longest an upload link may work (`signpost link --expires`): a forgotten link
+    /// should not stay open for good.
+    pub max_link_days: i64,
     /// Images with more pixels are refused at confirmation.
     pub max_pixels: u64,
     /// Uploads up to this size are read whole and decoded at confirmation.
@@ -57,6 +63,8 @@ pub const DEFAULTS: Defaults = Defaults {
     s3_max_bytes: 5 * 1024 * 1024 * 1024,
     policy_ttl_secs: 600,
     multipart_ttl: "24h",
+    max_signed_ttl_secs: 7 * 24 * 3600,
+    max_link_days: 365,
     max_pixels: 50_000_000,
     max_decode_bytes: 64 * 1024 * 1024,
     decode_max_alloc: 256 * 1024 * 1024,

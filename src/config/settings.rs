@@ -410,7 +410,7 @@ fn uploads(c: &Config, store: &StoreSettings) -> Result<Uploads, ConfigError> {
             }
         ));
     }
-    if !(10..=7 * 24 * 3600).contains(&c.policy_ttl_secs) {
+    if !(10..=DEFAULTS.max_signed_ttl_secs).contains(&c.policy_ttl_secs) {
         return err(
             "--policy-ttl-secs must be between 10 seconds and 7 days (the default, 600, suits most sites)",
         );
@@ -660,6 +660,14 @@ impl Settings {
                     c.multipart_ttl
                 ))
             })?;
+        // Bounded like the policy TTL (SigV4: 7 days at most); unbounded, a huge TTL passed
+        // here and then overflowed the date arithmetic of every part signed.
+        if multipart_ttl > Duration::from_secs(DEFAULTS.max_signed_ttl_secs) {
+            return err(format!(
+                "--multipart-ttl: {:?} is longer than 7 days, the longest an S3 signature lasts (the default, 24h, suits most sites)",
+                c.multipart_ttl.trim()
+            ));
+        }
         let cors_origins = cors_origins(&c.cors_origins)?;
         let notify = notify(&c)?;
         if c.notify_sweep_secs == 0 {
@@ -792,6 +800,20 @@ mod tests {
         assert!(message(|c| c.instance_ttl_secs = 1).contains("--instance-ttl-secs"));
         assert!(message(|c| c.multipart_ttl = "1 day".into()).contains("--multipart-ttl"));
         assert!(message(|c| c.cors_origins = vec!["https://a/b".into()]).contains("origins only"));
+    }
+
+    #[test]
+    fn the_multipart_ttl_is_at_most_seven_days() {
+        let week = settings(|c| c.multipart_ttl = "7d".into()).unwrap();
+        assert_eq!(week.multipart_ttl, Duration::from_secs(7 * 24 * 3600));
+        // 100000000d once passed, then overflowed the date of every part signed.
+        for ttl in ["8d", "169h", "100000000d"] {
+            let m = message(|c| c.multipart_ttl = ttl.into());
+            assert!(
+                m.contains("--multipart-ttl") && m.contains("7 days"),
+                "{ttl}: {m}"
+            );
+        }
     }
 
     #[test]

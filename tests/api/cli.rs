@@ -857,3 +857,110 @@ fn check_names_an_https_site_with_an_http_store_mixed_content() {
     assert!(mixed_content("https://a.example", "https://s3.a.example/b", true).is_ok());
     assert!(mixed_content("http://127.0.0.1:8080", "http://127.0.0.1:9000/b", true).is_ok());
 }
+
+// ---------------------------------------------------------------------------------------
+// The binary's own checks of its flags, environment and arguments.
+
+/// `signpost token list` on an empty data dir: a subcommand that needs no store, so only the
+/// flags' validation decides how it ends.
+fn token_list(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut all = vec!["--data-dir", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["token", "list"]);
+    let (status, out) = crate::process::run_to_end(&all, env);
+    (status.code(), out)
+}
+
+#[test]
+fn a_multipart_ttl_longer_than_seven_days_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for ttl in ["100000000d", "8d"] {
+        let (code, out) = token_list(dir.path(), &["--multipart-ttl", ttl], &[]);
+        assert_eq!(code, Some(2), "--multipart-ttl {ttl}: {out}");
+        assert!(
+            out.contains("--multipart-ttl") && out.contains("7 days"),
+            "{out}"
+        );
+        assert!(!out.contains("panicked"), "{out}");
+    }
+    let (code, out) = token_list(dir.path(), &["--multipart-ttl", "7d"], &[]);
+    assert_eq!(code, Some(0), "{out}");
+}
+
+#[actix_web::test]
+async fn a_link_lifetime_too_long_is_misuse_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = crate::process::Server::start(dir.path(), &[], &[]);
+    server.ready().await;
+    let (web, s3) = (server.web.to_string(), server.s3.to_string());
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--bind",
+            &web,
+            "--embedded-s3-bind",
+            &s3,
+            "link",
+        ];
+        all.extend_from_slice(args);
+        let (status, out) = crate::process::run_to_end(&all, &[]);
+        (status.code(), out)
+    };
+    for expires in ["100000000d", "400d"] {
+        let (code, out) = run(&["--owner", "bob", "--expires", expires]);
+        assert_eq!(code, Some(2), "--expires {expires}: {out}");
+        assert!(out.contains("--expires"), "{out}");
+        assert!(!out.contains("panicked"), "{out}");
+    }
+    // Nothing was made; a sensible lifetime still works.
+    let (code, out) = run(&["list"]);
+    assert_eq!((code, out.trim()), (Some(0), ""), "{out}");
+    let (code, out) = run(&["--owner", "bob", "--expires", "30d"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("/l/"), "{out}");
+}
+
+#[test]
+fn boolean_environment_variables_take_the_usual_spellings() {
+    let dir = tempfile::tempdir().unwrap();
+    for (yes, no) in [("1", "0"), ("yes", "no"), ("on", "off"), ("true", "false")] {
+        let env = [
+            ("SIGNPOST_ALLOW_ANONYMOUS", yes),
+            ("SIGNPOST_TRUST_PROXY", no),
+        ];
+        let (code, out) = token_list(dir.path(), &[], &env);
+        assert_eq!(code, Some(0), "{env:?}: {out}");
+        // A true value is read as true: the retired flag says what replaced it.
+        let (code, out) = token_list(dir.path(), &[], &[("SIGNPOST_TRUST_PROXY", yes)]);
+        assert_eq!(code, Some(2), "{yes}: {out}");
+        assert!(out.contains("--trusted-proxies"), "{yes}: {out}");
+    }
+    // The flag forms still work, and nonsense is still refused.
+    let (code, out) = token_list(dir.path(), &["--allow-anonymous"], &[]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = token_list(dir.path(), &[], &[("SIGNPOST_ALLOW_ANONYMOUS", "maybe")]);
+    assert_eq!(code, Some(2), "{out}");
+}
+
+#[test]
+fn help_shows_no_secret_from_the_environment() {
+    let secrets = [
+        (
+            "SIGNPOST_NOTIFY_URL",
+            "https://hooks.example/secret-token-123",
+        ),
+        ("SIGNPOST_NOTIFY_SECRET", "notify-secret-value-456"),
+        ("AWS_SECRET_ACCESS_KEY", "aws-secret-value-789"),
+        ("AWS_SESSION_TOKEN", "aws-session-token-012"),
+        ("AWS_ACCESS_KEY_ID", "AKIAHIDDEN0345"),
+        ("SIGNPOST_LINK_KEY", "link-key-value-678"),
+    ];
+    let (status, out) = crate::process::run_to_end(&["--help"], &secrets);
+    assert!(status.success(), "{out}");
+    for (name, value) in secrets {
+        assert!(out.contains(name), "{name} is named: {out}");
+        assert!(!out.contains(value), "{name}'s value is shown: {out}");
+    }
+    assert!(!out.contains("secret-token-123"), "{out}");
+}
