@@ -1,11 +1,13 @@
-//! What a stored file really is: its type from its bytes, its dimensions from its header,
-//! the pixel limit, and a structure that holds together (every PNG chunk and its CRC, a JPEG
-//! that reaches its end marker, a GIF trailer, a WebP RIFF size), then a full decode under a
-//! memory limit, whose pixels make the thumbnails. Pure: the caller brings the bytes.
+//! What a stored file really is: its type from its bytes, its dimensions from its header
+//! (as shown, turned by its EXIF orientation), the pixel limit, and a structure that holds
+//! together (every PNG chunk and its CRC, a JPEG that reaches its end marker, a GIF trailer,
+//! a WebP RIFF size), then a full decode under a memory limit, whose pixels make the
+//! thumbnails. Pure: the caller brings the bytes.
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, ImageResult, Limits};
 
 use super::Decoded;
 use crate::upload::{Dimensions, ImageType};
@@ -24,9 +26,12 @@ pub struct DecodeLimits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
     pub image_type: ImageType,
+    /// As shown: the header's width and height, swapped when the EXIF orientation turns
+    /// the image a quarter (browsers and the thumbnails show it turned).
     pub dimensions: Dimensions,
     /// None when the bytes were only a prefix of the file, or decoding would have needed
-    /// more memory than allowed: the header and structure checks passed.
+    /// more memory than allowed: the header and structure checks passed. The pixels are
+    /// as stored, not turned: their orientation is beside them.
     pub pixels: Option<Decoded>,
 }
 
@@ -55,6 +60,7 @@ pub fn verify(
     limits: &DecodeLimits,
 ) -> Result<Verified, VerifyError> {
     let actual = ImageType::sniff(bytes).ok_or(VerifyError::NotAnImage)?;
+    // As stored: turning changes no pixel count.
     let dimensions = header_dimensions(bytes, actual)?;
     let pixels = u64::from(dimensions.width) * u64::from(dimensions.height);
     if pixels > limits.max_pixels {
@@ -64,9 +70,14 @@ pub fn verify(
         });
     }
     if !complete {
+        // The orientation is in the first bytes when it is there at all (JPEG APP1, PNG
+        // eXIf before IDAT); one that cannot be read leaves the image as stored.
+        let orientation = decoder(bytes, actual, limits)
+            .and_then(|mut d| d.orientation())
+            .unwrap_or(Orientation::NoTransforms);
         return Ok(Verified {
             image_type: actual,
-            dimensions,
+            dimensions: shown(dimensions, orientation),
             pixels: None,
         });
     }
@@ -76,12 +87,29 @@ pub fn verify(
         ImageType::Gif => gif_trailer(bytes)?,
         ImageType::Webp => riff_size(bytes)?,
     }
-    let pixels = decode(bytes, actual, dimensions, limits)?;
+    let (orientation, pixels) = decode(bytes, actual, dimensions, limits)?;
     Ok(Verified {
         image_type: actual,
-        dimensions,
+        dimensions: shown(dimensions, orientation),
         pixels,
     })
+}
+
+/// The dimensions of an image stored as `stored`, turned as `orientation` says.
+fn shown(stored: Dimensions, orientation: Orientation) -> Dimensions {
+    match orientation {
+        Orientation::Rotate90
+        | Orientation::Rotate270
+        | Orientation::Rotate90FlipH
+        | Orientation::Rotate270FlipH => Dimensions {
+            width: stored.height,
+            height: stored.width,
+        },
+        Orientation::NoTransforms
+        | Orientation::Rotate180
+        | Orientation::FlipHorizontal
+        | Orientation::FlipVertical => stored,
+    }
 }
 
 /// Width and height from the header alone.
@@ -211,32 +239,34 @@ fn riff_size(b: &[u8]) -> Result<(), VerifyError> {
     Ok(())
 }
 
-/// Decode the first frame under the limits; `Ok(None)` when it would need more memory
-/// than allowed.
-fn decode(
-    bytes: &[u8],
+/// A decoder for `bytes`, its headers read, under the allocation limit.
+fn decoder<'a>(
+    bytes: &'a [u8],
     t: ImageType,
-    dimensions: Dimensions,
     limits: &DecodeLimits,
-) -> Result<Option<Decoded>, VerifyError> {
+) -> ImageResult<impl ImageDecoder + 'a> {
     let format = match t {
         ImageType::Jpeg => ImageFormat::Jpeg,
         ImageType::Png => ImageFormat::Png,
         ImageType::Gif => ImageFormat::Gif,
         ImageType::Webp => ImageFormat::WebP,
     };
-    // Four bytes a pixel (RGBA8) is what most decodes need; 16-bit PNGs take twice that,
-    // which the decoder's own allocation limit catches.
-    let pixels = u64::from(dimensions.width) * u64::from(dimensions.height);
-    if pixels.saturating_mul(4) > limits.max_alloc {
-        return Ok(None);
-    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut l = Limits::default();
     l.max_alloc = Some(limits.max_alloc);
     reader.limits(l);
-    let mut decoder = reader
-        .into_decoder()
+    reader.into_decoder()
+}
+
+/// The orientation, and the first frame decoded under the limits: `None` when it would
+/// need more memory than allowed.
+fn decode(
+    bytes: &[u8],
+    t: ImageType,
+    dimensions: Dimensions,
+    limits: &DecodeLimits,
+) -> Result<(Orientation, Option<Decoded>), VerifyError> {
+    let mut decoder = decoder(bytes, t, limits)
         .map_err(|e| broken(format!("its header does not decode: {e}")))?;
     let (w, h) = decoder.dimensions();
     if (w, h) != (dimensions.width, dimensions.height) {
@@ -244,16 +274,26 @@ fn decode(
             "its decoder sees {w} × {h}, its header says {dimensions}"
         )));
     }
+    // Read before the memory check: an image too large to decode is still shown turned.
     // An orientation that cannot be read is no reason to refuse the pixels.
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    // The decoded buffer is what the decoder says its pixels take (a 16-bit RGBA PNG: eight
+    // bytes a pixel), and at least four bytes a pixel, the RGBA the thumbnails convert to.
+    // This check is what holds the limit: `DynamicImage::from_decoder` does not reserve
+    // the buffer against `Limits` in image 0.25, and the PNG decoder ignores `max_alloc`.
+    let pixels = u64::from(w) * u64::from(h);
+    if decoder.total_bytes().max(pixels.saturating_mul(4)) > limits.max_alloc {
+        return Ok((orientation, None));
+    }
     match DynamicImage::from_decoder(decoder) {
-        Ok(pixels) => Ok(Some(Decoded {
-            pixels,
+        Ok(pixels) => Ok((
             orientation,
-        })),
-        Err(image::ImageError::Limits(_)) => Ok(None),
+            Some(Decoded {
+                pixels,
+                orientation,
+            }),
+        )),
+        Err(image::ImageError::Limits(_)) => Ok((orientation, None)),
         Err(e) => Err(broken(format!("its pixels do not decode: {e}"))),
     }
 }
@@ -379,6 +419,91 @@ mod tests {
         };
         let v = verify(&png, true, &small).unwrap();
         assert!(v.pixels.is_none());
+    }
+
+    /// A `size` × `size` RGBA PNG, 16 bits a channel when `sixteen`.
+    fn png_rgba(size: u32, sixteen: bool) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        if sixteen {
+            image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_pixel(
+                size,
+                size,
+                image::Rgba([40_000, 20_000, 10_000, 65_535]),
+            )
+            .write_to(&mut out, ImageFormat::Png)
+        } else {
+            image::RgbaImage::from_pixel(size, size, image::Rgba([160, 80, 40, 255]))
+                .write_to(&mut out, ImageFormat::Png)
+        }
+        .unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_16_bit_image_is_held_to_the_memory_limit_by_its_real_size() {
+        // 400 × 400: 640 000 bytes at 8 bits a channel, 1 280 000 at 16.
+        let limits = DecodeLimits {
+            max_pixels: 50_000_000,
+            max_alloc: 1 << 20,
+        };
+        let deep = verify(&png_rgba(400, true), true, &limits).unwrap();
+        assert_eq!(deep.image_type, ImageType::Png);
+        assert!(
+            deep.pixels.is_none(),
+            "16-bit: checked from its structure only"
+        );
+        let v = verify(&png_rgba(400, false), true, &limits).unwrap();
+        assert!(v.pixels.is_some(), "8-bit: decoded");
+    }
+
+    #[test]
+    fn dimensions_are_as_displayed_after_the_exif_orientation() {
+        let landscape = Dimensions {
+            width: 900,
+            height: 600,
+        };
+        let portrait = Dimensions {
+            width: 600,
+            height: 900,
+        };
+        for (orientation, shown) in [
+            (1, landscape),
+            (3, landscape),
+            (5, portrait),
+            (6, portrait),
+            (7, portrait),
+            (8, portrait),
+        ] {
+            let jpeg = testdata::jpeg_oriented(900, 600, orientation);
+            let v = check(&jpeg, ImageType::Jpeg).unwrap();
+            assert_eq!(v.dimensions, shown, "orientation {orientation}");
+            // The pixels stay as stored, with the orientation for the thumbnails to apply.
+            let d = v.pixels.unwrap();
+            assert_eq!((d.pixels.width(), d.pixels.height()), (900, 600));
+            assert_eq!(
+                d.orientation,
+                image::metadata::Orientation::from_exif(orientation as u8).unwrap()
+            );
+            // Too large to decode, or only a prefix read: shown the same way.
+            let small = DecodeLimits {
+                max_pixels: 50_000_000,
+                max_alloc: 1000,
+            };
+            let v = verify(&jpeg, true, &small).unwrap();
+            assert!(v.pixels.is_none());
+            assert_eq!(
+                v.dimensions, shown,
+                "orientation {orientation}, not decoded"
+            );
+            let v = verify(&jpeg, false, &LIMITS).unwrap();
+            assert_eq!(v.dimensions, shown, "orientation {orientation}, a prefix");
+        }
+        // The pixel limit counts the stored pixels, which turning does not change.
+        let tight = DecodeLimits {
+            max_pixels: 900 * 600,
+            max_alloc: LIMITS.max_alloc,
+        };
+        assert!(verify(&testdata::jpeg_oriented(900, 600, 6), true, &tight).is_ok());
     }
 
     #[test]

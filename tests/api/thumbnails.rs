@@ -68,11 +68,13 @@ async fn a_phone_photo_gets_upright_jpegs_of_400_and_800_without_its_metadata() 
     let photo = testdata::jpeg_oriented(1600, 1200, 6);
     assert!(photo.windows(4).any(|w| w == b"Exif"));
     let answer = confirmed(&app, "IMG_2041.jpg", "image/jpeg", &photo).await;
-    // The record keeps the header's dimensions; the thumbnails are upright.
+    // The record, like the thumbnails, is upright: the dimensions as shown.
     assert_eq!(
         (answer["width"].as_u64(), answer["height"].as_u64()),
-        (Some(1600), Some(1200))
+        (Some(1200), Some(1600))
     );
+    let alt = answer["alt"].as_str().unwrap();
+    assert!(alt.contains("1200 × 1600"), "{alt}");
     let thumbs = fetch_thumbnails(&app, &answer).await;
     let dims: Vec<_> = thumbs.iter().map(|t| (t.0, t.1)).collect();
     assert_eq!(dims, [(300, 400), (600, 800)]);
