@@ -120,6 +120,21 @@ pub fn jpeg_oriented(width: u32, height: u32, orientation: u16) -> Vec<u8> {
     out
 }
 
+/// A JPEG that carries `profile` as its ICC colour profile (one APP2 segment), as phones
+/// embed Display P3.
+pub fn jpeg_with_icc(width: u32, height: u32, profile: &[u8]) -> Vec<u8> {
+    let plain = jpeg(width, height);
+    let mut app2 = b"ICC_PROFILE\0\x01\x01".to_vec();
+    app2.extend_from_slice(profile);
+    let len = u16::try_from(app2.len() + 2).unwrap_or(u16::MAX);
+    let mut out = plain[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE2]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&app2);
+    out.extend_from_slice(&plain[2..]);
+    out
+}
+
 /// A PNG with an alpha channel: a gradient whose left half is `alpha` (0: clear).
 pub fn png_translucent(width: u32, height: u32, alpha: u8) -> Vec<u8> {
     let img = image::RgbaImage::from_fn(width, height, |x, y| {

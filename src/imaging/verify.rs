@@ -12,6 +12,9 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, ImageResult, L
 use super::Decoded;
 use crate::upload::{Dimensions, ImageType};
 
+/// The largest colour profile carried into the thumbnails.
+const MAX_ICC_PROFILE_BYTES: usize = 1024 * 1024;
+
 /// What decoding may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
@@ -285,12 +288,19 @@ fn decode(
     if decoder.total_bytes().max(pixels.saturating_mul(4)) > limits.max_alloc {
         return Ok((orientation, None));
     }
+    // A profile larger than any real one (they are a few kilobytes) is not carried along.
+    let icc_profile = decoder
+        .icc_profile()
+        .ok()
+        .flatten()
+        .filter(|p| p.len() <= MAX_ICC_PROFILE_BYTES);
     match DynamicImage::from_decoder(decoder) {
         Ok(pixels) => Ok((
             orientation,
             Some(Decoded {
                 pixels,
                 orientation,
+                icc_profile,
             }),
         )),
         Err(image::ImageError::Limits(_)) => Ok((orientation, None)),

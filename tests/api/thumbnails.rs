@@ -61,6 +61,24 @@ async fn thumbnail_objects(app: &TestApp) -> Vec<String> {
     listing.objects.into_iter().map(|o| o.key).collect()
 }
 
+/// A photo in a wide-gamut colour space (Display P3, Adobe RGB) keeps its profile in its
+/// thumbnails: without it, their pixels would be read as sRGB and their colours shift.
+#[actix_web::test]
+async fn thumbnails_keep_the_colour_profile_of_their_photo() {
+    let app = spawn_app().await;
+    let profile = b"a stand-in for a Display P3 profile".to_vec();
+    let photo = testdata::jpeg_with_icc(1200, 900, &profile);
+    let answer = confirmed(&app, "p3.jpg", "image/jpeg", &photo).await;
+    let thumbs = fetch_thumbnails(&app, &answer).await;
+    assert_eq!(thumbs.len(), 2);
+    for (w, _, _, bytes) in &thumbs {
+        assert!(
+            bytes.windows(profile.len()).any(|b| b == profile),
+            "the {w} px thumbnail has no colour profile"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn a_phone_photo_gets_upright_jpegs_of_400_and_800_without_its_metadata() {
     let app = spawn_app().await;

@@ -17,11 +17,15 @@ pub const SIZES: [u32; 2] = [400, 800];
 /// JPEG quality: what vipsthumbnail and most image services default to, near enough.
 const JPEG_QUALITY: u8 = 80;
 
-/// A decoded image and how its camera says to turn it.
+/// A decoded image, how its camera says to turn it, and the colour profile its pixels are
+/// in (a phone's Display P3, a camera's Adobe RGB), if it carries one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
     pub pixels: DynamicImage,
     pub orientation: Orientation,
+    /// Carried into the thumbnails: without it their pixels would be read as sRGB, and
+    /// their colours shift.
+    pub icc_profile: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,10 +119,11 @@ impl Pixels {
         })
     }
 
-    /// Turned as the orientation says, and encoded.
+    /// Turned as the orientation says, and encoded with the colour profile, if any.
     fn encode(
         &self,
         orientation: Orientation,
+        icc_profile: Option<&[u8]>,
     ) -> Result<(u32, u32, ThumbnailFormat, Vec<u8>), ThumbnailError> {
         let src = self.image();
         let (w, h) = (src.width(), src.height());
@@ -138,7 +143,13 @@ impl Pixels {
                 let side = |v: u32| {
                     u16::try_from(v).map_err(|_| ThumbnailError("too wide for JPEG".into()))
                 };
-                jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY)
+                let mut encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
+                if let Some(icc) = icc_profile {
+                    encoder
+                        .add_icc_profile(icc)
+                        .map_err(|e| ThumbnailError(e.to_string()))?;
+                }
+                encoder
                     .encode(
                         rgb.as_raw(),
                         side(w)?,
@@ -150,7 +161,13 @@ impl Pixels {
             }
             other => {
                 let rgba = other.into_rgba8();
-                image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+                let mut encoder = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+                if let Some(icc) = icc_profile {
+                    encoder
+                        .set_icc_profile(icc.to_vec())
+                        .map_err(|e| ThumbnailError(e.to_string()))?;
+                }
+                encoder
                     .write_image(rgba.as_raw(), w, h, ExtendedColorType::Rgba8)
                     .map_err(|e| ThumbnailError(e.to_string()))?;
                 Ok((w, h, ThumbnailFormat::Webp, out))
@@ -196,7 +213,8 @@ pub fn thumbnails(decoded: Decoded, sizes: &[u32]) -> Result<Vec<Thumbnail>, Thu
         if (cw, ch) != (tw, th) {
             current = current.resized(&mut resizer, tw, th)?;
         }
-        let (width, height, format, bytes) = current.encode(decoded.orientation)?;
+        let (width, height, format, bytes) =
+            current.encode(decoded.orientation, decoded.icc_profile.as_deref())?;
         made.push(Thumbnail {
             size,
             width,
@@ -230,6 +248,7 @@ mod tests {
         Decoded {
             pixels: image,
             orientation: Orientation::NoTransforms,
+            icc_profile: None,
         }
     }
 
@@ -270,6 +289,31 @@ mod tests {
     }
 
     #[test]
+    fn the_colour_profile_goes_with_the_pixels() {
+        let profile = b"a colour profile, as the camera embedded it".to_vec();
+        for pixels in [
+            photo(900, 600),
+            DynamicImage::ImageRgba8(RgbaImage::from_pixel(900, 600, image::Rgba([1, 2, 3, 4]))),
+        ] {
+            let made = thumbnails(
+                Decoded {
+                    icc_profile: Some(profile.clone()),
+                    ..decoded(pixels)
+                },
+                &SIZES,
+            )
+            .unwrap();
+            for t in &made {
+                assert!(
+                    t.bytes.windows(profile.len()).any(|w| w == profile),
+                    "{:?} without the profile",
+                    t.format
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_small_image_gets_one_thumbnail_at_its_own_size() {
         let small = photo(64, 48);
         let made = thumbnails(decoded(small), &SIZES).unwrap();
@@ -284,6 +328,7 @@ mod tests {
             Decoded {
                 pixels: photo,
                 orientation: Orientation::Rotate90,
+                icc_profile: None,
             },
             &SIZES,
         )
