@@ -106,17 +106,23 @@ async fn a_png_posted_with_the_no_script_jpeg_default_is_kept_as_png() {
     assert_eq!(v["etag"], head.etag.as_str());
 }
 
-#[actix_web::test]
-async fn another_allowed_type_is_corrected_through_the_api_and_its_bytes_kept() {
-    let app = spawn_app().await;
+/// A GIF signed and sent as a PNG, confirmed through the API: its key and the answer.
+async fn gif_sent_as_png(app: &TestApp) -> (String, Value) {
     let gif = testdata::gif();
     let p = app.presign("anim.png", "image/png", gif.len(), None).await;
     let r = app.post_presigned(&p, "anim.png", "image/png", &gif).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let key = p["key"].as_str().unwrap();
-    let c = app.confirm(key, &etag_of(&r.body)).await;
+    let key = p["key"].as_str().unwrap().to_owned();
+    let c = app.confirm(&key, &etag_of(&r.body)).await;
     assert_eq!(c.status, StatusCode::OK, "{}", c.body);
-    let v: Value = serde_json::from_str(&c.body).unwrap();
+    (key, serde_json::from_str(&c.body).unwrap())
+}
+
+#[actix_web::test]
+async fn another_allowed_type_is_corrected_through_the_api_and_its_bytes_kept() {
+    let app = spawn_app().await;
+    let (key, v) = gif_sent_as_png(&app).await;
+    let key = key.as_str();
     assert_eq!(v["content_type"], "image/gif");
     assert_eq!(v["corrected_from"], "image/png");
     let head = app.store_client().head(key).await.unwrap().unwrap();
@@ -143,13 +149,8 @@ async fn a_confirmation_with_the_etag_from_before_a_correcting_copy_is_this_uplo
     use signpost::upload::ObjectKey;
 
     let app = spawn_app().await;
-    let gif = testdata::gif();
-    let p = app.presign("anim.png", "image/png", gif.len(), None).await;
-    let r = app.post_presigned(&p, "anim.png", "image/png", &gif).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let key = p["key"].as_str().unwrap();
-    let c = app.confirm(key, &etag_of(&r.body)).await;
-    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    let (key, _) = gif_sent_as_png(&app).await;
+    let key = key.as_str();
     // The embedded store keeps the ETag through a copy; stand in a store that changes it:
     // the browser holds one the object does not have.
     let client = app.store_client();

@@ -589,7 +589,7 @@ async fn an_event_whose_upload_is_removed_meanwhile_is_dropped() {
 #[actix_web::test]
 async fn events_waiting_in_the_outbox_hold_back_none_behind_them() {
     use signpost::notify::Event;
-    use signpost::notify::outbox::OUTBOX_PREFIX;
+    use signpost::notify::outbox;
     use signpost::store::records;
     use signpost::upload::ObjectKey;
 
@@ -617,14 +617,7 @@ async fn events_waiting_in_the_outbox_hold_back_none_behind_them() {
         } else {
             taken.push(event.key.clone());
         }
-        client
-            .put(
-                &format!("{OUTBOX_PREFIX}{}.json", event.id),
-                Bytes::from(event.body()),
-                "application/json",
-            )
-            .await
-            .unwrap();
+        outbox::enqueue(&client, &event).await.unwrap();
     }
     let taken: Vec<&str> = taken.iter().map(String::as_str).collect();
     rx.wait_delivered(&taken, Duration::from_secs(15)).await;

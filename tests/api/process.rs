@@ -316,16 +316,33 @@ impl Web {
         self.post(url, &ct, body).await
     }
 
-    /// Sign through the API and upload; returns (key, etag).
-    async fn upload_via_api(&self, name: &str, file: &[u8]) -> (String, String) {
+    /// Sign a PNG of `size` bytes through the API: the answer.
+    async fn presign(&self, name: &str, size: usize) -> serde_json::Value {
         let body = serde_json::json!({
-            "filename": name, "content_type": "image/png", "size": file.len(),
+            "filename": name, "content_type": "image/png", "size": size,
         });
         let r = self
             .post("/api/presign", "application/json", body.to_string())
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        let p: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    /// Sign `file` through the API: the answer, and the form to post (content type, body).
+    async fn signed_form(&self, name: &str, file: &[u8]) -> (serde_json::Value, String, Bytes) {
+        let p = self.presign(name, file.len()).await;
+        let fields = api_fields(&p);
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (ct, body) = form_body(&refs, name, "image/png", file);
+        (p, ct, body)
+    }
+
+    /// Sign through the API and upload; returns (key, etag).
+    async fn upload_via_api(&self, name: &str, file: &[u8]) -> (String, String) {
+        let p = self.presign(name, file.len()).await;
         let fields = api_fields(&p);
         let r = self
             .post_form(p["url"].as_str().unwrap(), &fields, file)
@@ -818,20 +835,7 @@ async fn sigterm_lets_an_upload_to_the_embedded_store_finish() {
     server.ready().await;
     let web = Web::new(server.base());
     let file = testdata::png_noise(300, 300);
-    let body = serde_json::json!({
-        "filename": "slow.png", "content_type": "image/png", "size": file.len(),
-    });
-    let r = web
-        .post("/api/presign", "application/json", body.to_string())
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let p: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    let fields = api_fields(&p);
-    let refs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (ct, form) = form_body(&refs, "slow.png", "image/png", &file);
+    let (p, ct, form) = web.signed_form("slow.png", &file).await;
     let url = url::Url::parse(p["url"].as_str().unwrap()).unwrap();
     let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
     let path = url.path().to_owned();
@@ -1058,18 +1062,8 @@ async fn sixteen_stalled_uploads_keep_memory_bounded() {
     file.resize(10 * 1024 * 1024 - 4096, 0x61);
     let mut bodies = Vec::new();
     for i in 0..16 {
-        let body = serde_json::json!({"filename": format!("stall{i}.png"), "content_type": "image/png", "size": file.len()});
-        let r = web
-            .post("/api/presign", "application/json", body.to_string())
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        let p: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-        let fields = api_fields(&p);
-        let refs: Vec<(&str, &str)> = fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        bodies.push(form_body(&refs, "stall.png", "image/png", &file));
+        let (_, ct, body) = web.signed_form(&format!("stall{i}.png"), &file).await;
+        bodies.push((ct, body));
     }
     // Each client sends all but the last KiB, then waits (uploads beyond the store's cap are
     // not read at all: their writes block in the kernel).
