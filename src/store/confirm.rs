@@ -14,12 +14,9 @@ use tokio::sync::Semaphore;
 use super::records::{self, Confirmed, RecordCache};
 use super::{ObjectHead, S3Client, StoreError, strip_quotes, thumbnails};
 use crate::config::Settings;
+use crate::identity::links::LinkError;
 use crate::imaging::{self, DecodeLimits, VerifyError, verify};
 use crate::upload::{ImageType, KeyPrefix, Limits, ObjectKey, decode_metadata};
-
-/// The refusal codes of files that are no allowed image, and of files over the size limit.
-pub const NOT_AN_IMAGE: &str = "not_an_image";
-pub const FILE_TOO_LARGE: &str = "file_too_large";
 
 /// What is read of an object too large to verify whole: enough for any image header.
 pub const PROBE_BYTES: usize = 256 * 1024;
@@ -38,11 +35,10 @@ pub enum ConfirmError {
     NotFound,
     #[error("the stored file is not the one described (its ETag differs)")]
     EtagMismatch,
-    /// Refused for good: not an allowed image (`not_an_image`), too large
-    /// (`file_too_large`), or past its link's budget (the link's own code).
+    /// Refused for good: why, as a kind (which gives the code and status) and in words.
     #[error("{reason}{}", if *.deleted { "; the file was deleted" } else { "; it will be removed" })]
     Rejected {
-        code: &'static str,
+        kind: RejectionKind,
         reason: String,
         deleted: bool,
     },
@@ -58,8 +54,29 @@ impl ConfirmError {
             Self::BadEtag => "etag_invalid",
             Self::NotFound => "upload_not_found",
             Self::EtagMismatch => "etag_mismatch",
-            Self::Rejected { code, .. } => code,
+            Self::Rejected { kind, .. } => kind.code(),
             Self::Store(e) => e.code(),
+        }
+    }
+}
+
+/// Why an upload is refused for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionKind {
+    /// Its bytes are no image signpost accepts (or a broken one, or a pixel bomb).
+    NotAnImage,
+    /// Larger than the size limit: a multipart upload can outgrow its signature.
+    TooLarge,
+    /// Past its link's budget, or its link no longer valid.
+    Link(LinkError),
+}
+
+impl RejectionKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotAnImage => "not_an_image",
+            Self::TooLarge => "file_too_large",
+            Self::Link(e) => e.code(),
         }
     }
 }
@@ -126,20 +143,20 @@ impl Verifier {
     /// Hold `key` against every other confirmation or deletion of it in this process, until
     /// the guard drops.
     pub async fn exclusive(&self, key: &ObjectKey) -> tokio::sync::OwnedMutexGuard<()> {
-        self.key_lock(key.as_str()).lock_owned().await
-    }
-
-    /// The lock of one key's confirmation.
-    fn key_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        // A poisoned lock only means another confirmation panicked: the map is still sound.
-        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(lock) = map.get(key).and_then(Weak::upgrade) {
-            return lock;
-        }
-        map.retain(|_, w| w.strong_count() > 0);
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
-        map.insert(key.to_owned(), Arc::downgrade(&lock));
-        lock
+        let lock = {
+            // A poisoned lock only means another confirmation panicked: the map is still sound.
+            let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(key.as_str()).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    map.retain(|_, w| w.strong_count() > 0);
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(key.as_str().to_owned(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
     }
 
     /// The verifier the settings describe.
@@ -189,7 +206,7 @@ struct Rejections(Arc<Mutex<VecDeque<Rejection>>>);
 #[derive(Debug, Clone)]
 struct Rejection {
     key: String,
-    code: &'static str,
+    kind: RejectionKind,
     reason: String,
 }
 
@@ -197,7 +214,7 @@ impl Rejections {
     /// Deletions remembered, newest last: far more than are confirmed at once.
     const KEPT: usize = 256;
 
-    fn remember(&self, key: &str, code: &'static str, reason: &str) {
+    fn remember(&self, key: &str, kind: RejectionKind, reason: &str) {
         // A poisoned lock only means a panic elsewhere: the list is still sound.
         let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if list.len() == Self::KEPT {
@@ -205,7 +222,7 @@ impl Rejections {
         }
         list.push_back(Rejection {
             key: key.to_owned(),
-            code,
+            kind,
             reason: reason.to_owned(),
         });
     }
@@ -219,8 +236,8 @@ impl Rejections {
 /// What to answer for an upload that is not in the store: why, when this process deleted it.
 fn gone(verifier: &Verifier, key: &ObjectKey) -> ConfirmError {
     match verifier.rejections.find(key.as_str()) {
-        Some(Rejection { code, reason, .. }) => ConfirmError::Rejected {
-            code,
+        Some(Rejection { kind, reason, .. }) => ConfirmError::Rejected {
+            kind,
             reason,
             deleted: true,
         },
@@ -272,7 +289,11 @@ pub async fn confirm(
         // its browser holds (a verification may be making it now): the record knows both.
         let _after_any_verification = verifier.exclusive(key).await;
         return match records::read(client, &verifier.prefix, key).await? {
-            Some(r) if r.etag == head.etag && r.known_as(expected) && !r.needs_thumbnails() => {
+            Some(r)
+                if r.etag == head.etag
+                    && r.uploaded_etag.as_deref() == Some(expected)
+                    && !r.needs_thumbnails() =>
+            {
                 verifier.cache.put(&r);
                 Ok(r)
             }
@@ -340,7 +361,15 @@ async fn verify_object(
             crate::upload::human_bytes(head.size),
             crate::upload::human_bytes(verifier.limits.max_bytes)
         );
-        return reject(client, verifier, key, FILE_TOO_LARGE, reason, on_reject).await;
+        return reject(
+            client,
+            verifier,
+            key,
+            RejectionKind::TooLarge,
+            reason,
+            on_reject,
+        )
+        .await;
     }
 
     // The permit bounds the files and pixels held at once.
@@ -389,7 +418,7 @@ async fn verify_object(
                 client,
                 verifier,
                 key,
-                NOT_AN_IMAGE,
+                RejectionKind::NotAnImage,
                 e.to_string(),
                 on_reject,
             )
@@ -412,7 +441,15 @@ async fn verify_object(
     if let Some(id) = &link {
         let signed_at = uploaded_at.map_or(0, |t| t.timestamp_millis());
         if let Err(e) = super::links::claim(client, id, signed_at, &key.id().to_string()).await? {
-            return reject(client, verifier, key, e.code(), e.to_string(), on_reject).await;
+            return reject(
+                client,
+                verifier,
+                key,
+                RejectionKind::Link(e),
+                e.to_string(),
+                on_reject,
+            )
+            .await;
         }
     }
     // The type the user picked (or the browser guessed) is a hint: a valid image of another
@@ -496,28 +533,28 @@ async fn reject(
     client: &S3Client,
     verifier: &Verifier,
     key: &ObjectKey,
-    code: &'static str,
+    kind: RejectionKind,
     reason: String,
     on_reject: OnReject,
 ) -> Result<Confirmed, ConfirmError> {
     match on_reject {
         OnReject::Delete => {
-            tracing::warn!(key = %key, code, %reason, "deleting a refused upload");
+            tracing::warn!(key = %key, code = kind.code(), %reason, "deleting a refused upload");
             // Remembered first: from the moment it is gone, a late confirmation hears why.
-            verifier.rejections.remember(key.as_str(), code, &reason);
+            verifier.rejections.remember(key.as_str(), kind, &reason);
             client.delete(key.as_str()).await?;
             records::delete(client, key).await?;
             verifier.cache.remove(key.as_str());
             // An earlier version of it may have had thumbnails.
             thumbnails::remove_all(client, &verifier.thumb_prefix, key).await?;
             Err(ConfirmError::Rejected {
-                code,
+                kind,
                 reason,
                 deleted: true,
             })
         }
         OnReject::Keep => Err(ConfirmError::Rejected {
-            code,
+            kind,
             reason,
             deleted: false,
         }),
@@ -537,13 +574,13 @@ mod tests {
     fn rejections_keep_the_newest_reason_and_a_bounded_list() {
         let r = Rejections::default();
         let reason = |key| r.find(key).map(|f| f.reason);
-        r.remember("a", NOT_AN_IMAGE, "first");
-        r.remember("a", "link_exhausted", "second");
+        r.remember("a", RejectionKind::NotAnImage, "first");
+        r.remember("a", RejectionKind::Link(LinkError::Exhausted), "second");
         assert_eq!(reason("a").as_deref(), Some("second"));
-        assert_eq!(r.find("a").unwrap().code, "link_exhausted");
+        assert_eq!(r.find("a").unwrap().kind.code(), "link_exhausted");
         assert_eq!(reason("b"), None);
         for i in 0..Rejections::KEPT {
-            r.remember(&format!("k{i}"), NOT_AN_IMAGE, "x");
+            r.remember(&format!("k{i}"), RejectionKind::NotAnImage, "x");
         }
         assert_eq!(reason("a"), None, "the oldest make room");
         assert_eq!(r.0.lock().unwrap().len(), Rejections::KEPT);

@@ -19,7 +19,9 @@ pub use backend::{Backend, BackendError, public_url};
 pub use client::{
     ListedObject, Listing, ObjectHead, ObjectProbe, S3Client, presigned_get, strip_quotes,
 };
-pub use confirm::{ConfirmError, OnReject, PROBE_BYTES, Verifier, confirm, parse_key, valid_etag};
+pub use confirm::{
+    ConfirmError, OnReject, PROBE_BYTES, RejectionKind, Verifier, confirm, parse_key, valid_etag,
+};
 pub use error::StoreError;
 pub use records::Confirmed;
 pub use target::StoreTarget;

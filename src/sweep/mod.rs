@@ -386,12 +386,12 @@ impl Sweeper {
                     tracing::debug!(key = %c.key, "listed upload is gone");
                 }
                 Err(ConfirmError::Rejected {
-                    code,
+                    kind,
                     reason,
                     deleted,
                 }) => {
                     dirty |= cp.settle(c.key.as_str(), now_ms) | forget_events_of_gone(cp, &c.key);
-                    tracing::warn!(key = %c.key, code, %reason, deleted, "upload refused; no event");
+                    tracing::warn!(key = %c.key, code = kind.code(), %reason, deleted, "upload refused; no event");
                 }
                 // Replaced while it was read: it is listed again next time.
                 Err(ConfirmError::EtagMismatch) => {}

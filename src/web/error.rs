@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 use serde::Serialize;
 
-use crate::store::{ConfirmError, StoreError};
+use crate::store::{ConfirmError, RejectionKind, StoreError};
 use crate::upload::ValidationError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,9 +154,10 @@ impl From<ConfirmError> for Problem {
             }
             ConfirmError::NotFound => StatusCode::NOT_FOUND,
             ConfirmError::EtagMismatch => StatusCode::CONFLICT,
-            ConfirmError::Rejected { code, .. } if code.starts_with("link_") => {
-                StatusCode::FORBIDDEN
-            }
+            ConfirmError::Rejected {
+                kind: RejectionKind::Link(_),
+                ..
+            } => StatusCode::FORBIDDEN,
             ConfirmError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self::new(status, e.code(), capitalise(&e.to_string()))
