@@ -324,6 +324,16 @@ async fn tokens_sign_as_their_name_and_revoked_or_overreaching_ones_are_refused(
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
 }
 
+/// `signpost link ARGS…`: the link's URL (the first line it prints).
+fn make_link(server: &Server, dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["link"];
+    all.extend_from_slice(args);
+    let made = cli_on(server, dir, &all);
+    let url = made.lines().next().unwrap_or_default().trim().to_owned();
+    assert!(url.contains("/l/"), "{made}");
+    url
+}
+
 /// Open an upload link as a new browser would: its session cookie.
 async fn open_link(server: &Server, url: &str) -> Result<String, Answer> {
     let caller = Caller::new(server, &[]);
@@ -354,12 +364,7 @@ async fn the_link_key_is_private_and_a_token_that_differs_from_its_record_is_ref
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &PROXY, &[]);
     server.ready().await;
-    let made = cli_on(
-        &server,
-        dir.path(),
-        &["link", "--owner", "bob", "--uploads", "1"],
-    );
-    let url = made.lines().next().unwrap().trim().to_owned();
+    let url = make_link(&server, dir.path(), &["--owner", "bob", "--uploads", "1"]);
     let root = signpost::store::embedded::store_root(dir.path());
     let mode = std::fs::metadata(&root).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "{}", root.display());
@@ -396,13 +401,7 @@ async fn a_link_allows_exactly_its_confirmed_uploads_across_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &PROXY, &[]);
     server.ready().await;
-    let made = cli_on(
-        &server,
-        dir.path(),
-        &["link", "--owner", "dana", "--uploads", "2"],
-    );
-    let url = made.lines().next().unwrap().trim().to_owned();
-    assert!(url.contains("/l/"), "{made}");
+    let url = make_link(&server, dir.path(), &["--owner", "dana", "--uploads", "2"]);
 
     let a = Caller::new(&server, &[]).with("Cookie", &open_link(&server, &url).await.ok().unwrap());
     let b = Caller::new(&server, &[]).with("Cookie", &open_link(&server, &url).await.ok().unwrap());
@@ -457,12 +456,7 @@ async fn a_link_allows_exactly_its_confirmed_uploads_across_sessions() {
     );
 
     // Expired and revoked links are refused.
-    let short = cli_on(
-        &server,
-        dir.path(),
-        &["link", "--owner", "erin", "--expires", "1s"],
-    );
-    let short = short.lines().next().unwrap().trim().to_owned();
+    let short = make_link(&server, dir.path(), &["--owner", "erin", "--expires", "1s"]);
     actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
     let e = open_link(&server, &short).await.err().unwrap();
     assert_eq!(
