@@ -111,28 +111,26 @@ pub fn jpeg_oriented(width: u32, height: u32, orientation: u16) -> Vec<u8> {
     tiff.extend_from_slice(&0u32.to_be_bytes());
     let mut app1 = b"Exif\0\0".to_vec();
     app1.extend_from_slice(&tiff);
-    let len = u16::try_from(app1.len() + 2).unwrap_or(u16::MAX);
-    let mut out = plain[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE1]);
+    with_segment(&plain, 0xE1, &app1)
+}
+
+/// `jpeg` with one more segment (`marker`, its `payload`) right after its start marker.
+fn with_segment(jpeg: &[u8], marker: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(payload.len() + 2).unwrap_or(u16::MAX);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, marker]);
     out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&app1);
-    out.extend_from_slice(&plain[2..]);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&jpeg[2..]);
     out
 }
 
 /// A JPEG that carries `profile` as its ICC colour profile (one APP2 segment), as phones
 /// embed Display P3.
 pub fn jpeg_with_icc(width: u32, height: u32, profile: &[u8]) -> Vec<u8> {
-    let plain = jpeg(width, height);
     let mut app2 = b"ICC_PROFILE\0\x01\x01".to_vec();
     app2.extend_from_slice(profile);
-    let len = u16::try_from(app2.len() + 2).unwrap_or(u16::MAX);
-    let mut out = plain[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE2]);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&app2);
-    out.extend_from_slice(&plain[2..]);
-    out
+    with_segment(&jpeg(width, height), 0xE2, &app2)
 }
 
 /// A PNG with an alpha channel: a gradient whose left half is `alpha` (0: clear).
