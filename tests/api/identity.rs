@@ -622,9 +622,10 @@ async fn only_the_owner_or_an_admin_deletes_and_the_deletion_is_announced() {
 
     // Her own button, from another site: refused.
     let page = uploaded_page(&alice, &key, &etag).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let csrf = Doc::page(&page.body)
         .attr("#deleteForm [name=csrf]", "value")
-        .expect("her Delete button");
+        .unwrap_or_else(|| panic!("her Delete button: {}", page.body));
     let foreign = Caller::new(
         &server,
         &[("Remote-User", "alice"), ("Origin", "https://evil.example")],

@@ -198,6 +198,15 @@ impl Drop for Server {
         for r in self.readers.drain(..) {
             let _ = r.join();
         }
+        // A failing test shows what its server said: the end of its log.
+        if std::thread::panicking() {
+            let log = self.stderr_text();
+            let tail = log.len().saturating_sub(16 << 10);
+            let start = (tail..=log.len())
+                .find(|&i| log.is_char_boundary(i))
+                .unwrap_or(log.len());
+            eprintln!("--- the server's log (its end) ---\n{}", &log[start..]);
+        }
     }
 }
 
