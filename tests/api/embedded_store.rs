@@ -1,7 +1,7 @@
 //! The embedded store under hostile and ordinary-but-large input: header fields it could not
 //! send back are refused with nothing stored, a POST's 201 carries its ETag in a header, any
-//! chunking of a large upload lands, and half-open connections are closed within the header
-//! timeout while uploads go on.
+//! chunking of a large upload lands, half-open connections are closed within the header
+//! timeout while uploads go on, and a reader never sees an object half-written.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -192,4 +192,53 @@ async fn half_open_connections_are_closed_within_the_header_timeout_while_upload
     let s = signed(&p, "after.png", png.len());
     let (status, body) = post(&env, &s.url, &owned(&s), &png).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// An object appears whole: a HEAD that races its upload finds nothing, or the object with
+/// its type, its metadata and its ETag, never its bytes alone. (The sweep reads new uploads
+/// as they land; one read in that moment recorded a user's photo as "anonymous".)
+#[actix_web::test]
+async fn a_head_racing_an_upload_sees_nothing_or_the_whole_object() {
+    let app = spawn_app().await;
+    let store = std::rc::Rc::new(app.store_client());
+    let photo = testdata::photo(1600, 1200, 7);
+    let mut seen = 0;
+    for i in 0..40 {
+        let name = format!("race-{i}.jpg");
+        let p = app.presign(&name, "image/jpeg", photo.len(), None).await;
+        let key = p["key"].as_str().unwrap().to_owned();
+        let done = std::rc::Rc::new(std::cell::Cell::new(false));
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, key, done) = (store.clone(), key.clone(), done.clone());
+                actix_web::rt::spawn(async move {
+                    let mut heads = Vec::new();
+                    while !done.get() {
+                        if let Some(head) = store.head(&key).await.unwrap() {
+                            heads.push(head);
+                        }
+                    }
+                    heads
+                })
+            })
+            .collect();
+        let r = app.post_presigned(&p, &name, "image/jpeg", &photo).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let etag = etag_of(&r.body);
+        done.set(true);
+        for reader in readers {
+            for head in reader.await.unwrap() {
+                seen += 1;
+                assert_eq!(head.etag, etag, "{name}: another ETag");
+                assert_eq!(head.content_type.as_deref(), Some("image/jpeg"), "{name}");
+                assert_eq!(
+                    head.metadata.get("filename").map(String::as_str),
+                    Some(name.as_str()),
+                    "{name}: its bytes without its metadata"
+                );
+                assert!(head.metadata.contains_key("owner"), "{name}: no owner");
+            }
+        }
+    }
+    assert!(seen > 0, "the readers never found the uploads");
 }

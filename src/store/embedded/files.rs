@@ -6,7 +6,9 @@
 //! - a multipart upload id works only with the key it was created for (s3s-fs 0.14 looks
 //!   at the id alone, so a part or a completion signed for one key could use another key's
 //!   upload, and its stored headers);
-//! - a completed multipart upload's answer has its `Location` (Uppy needs it).
+//! - a completed multipart upload's answer has its `Location` (Uppy needs it);
+//! - an object is read whole or not at all, never between the steps s3s-fs writes it in
+//!   (see [`super::locks`]). A delete is one step, the removal of the bytes' file.
 
 use std::path::PathBuf;
 
@@ -17,15 +19,22 @@ use http::{Extensions, HeaderMap, Method, Uri};
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
+use super::locks::ObjectLocks;
+
 pub struct Store {
     inner: s3s_fs::FileSystem,
     /// s3s-fs's root folder.
     root: PathBuf,
+    locks: ObjectLocks,
 }
 
 impl Store {
     pub fn new(inner: s3s_fs::FileSystem, root: PathBuf) -> Self {
-        Self { inner, root }
+        Self {
+            inner,
+            root,
+            locks: ObjectLocks::default(),
+        }
     }
 
     /// Whether `upload_id` is a multipart upload of `key`: s3s-fs 0.14 keeps the headers
@@ -67,6 +76,7 @@ impl Store {
             service: None,
             trailing_headers: None,
         };
+        let _whole = self.locks.read(bucket, key).await;
         self.inner.head_object(req).await.ok()?.output.e_tag
     }
 }
@@ -100,6 +110,7 @@ impl S3 for Store {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let _writing = self.locks.write(&req.input.bucket, &req.input.key).await;
         self.inner.copy_object(req).await
     }
 
@@ -135,6 +146,9 @@ impl S3 for Store {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
+        // Held while the object is opened: its bytes are then read from that file, which a
+        // write replaces (renames over) rather than changes.
+        let _whole = self.locks.read(&req.input.bucket, &req.input.key).await;
         self.inner.get_object(req).await
     }
 
@@ -149,6 +163,7 @@ impl S3 for Store {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let _whole = self.locks.read(&req.input.bucket, &req.input.key).await;
         self.inner.head_object(req).await
     }
 
@@ -170,6 +185,7 @@ impl S3 for Store {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        let _writing = self.locks.write(&req.input.bucket, &req.input.key).await;
         self.inner.put_object(req).await
     }
 
@@ -221,7 +237,10 @@ impl S3 for Store {
             .unwrap_or("localhost")
             .to_owned();
         let location = format!("http://{host}{}", req.uri.path());
+        // s3s-fs assembles the parts before it answers (its future only carries the answer).
+        let writing = self.locks.write(&req.input.bucket, &req.input.key).await;
         let mut resp = self.inner.complete_multipart_upload(req).await?;
+        drop(writing);
         let out = &mut resp.output;
         match out.future.take() {
             // s3s-fs answers through a future (S3 keeps the connection alive while it

@@ -10,6 +10,7 @@ mod cors;
 mod credentials;
 mod files;
 mod guard;
+mod locks;
 mod server;
 
 use std::fs;
