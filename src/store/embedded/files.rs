@@ -147,7 +147,9 @@ impl S3 for Store {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         // Held while the object is opened: its bytes are then read from that file, which a
-        // write replaces (renames over) rather than changes.
+        // put or a completion replaces (renames over) rather than changes. (A copy onto
+        // another object writes in place; signpost copies an object only onto itself, which
+        // leaves its bytes alone.)
         let _whole = self.locks.read(&req.input.bucket, &req.input.key).await;
         self.inner.get_object(req).await
     }
