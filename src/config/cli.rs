@@ -295,7 +295,7 @@ pub struct Config {
     /// Public base URL of the bucket's objects (e.g. a CDN). Unset: presigned GET URLs.
     #[arg(long, env = "SIGNPOST_PUBLIC_BASE_URL", global = true)]
     pub public_base_url: Option<String>,
-    /// Connect timeout of every S3 request, in milliseconds.
+    /// Connect timeout of every S3 request, in milliseconds (1 to 60000).
     #[arg(
         long,
         env = "SIGNPOST_S3_CONNECT_TIMEOUT_MS",
@@ -303,7 +303,7 @@ pub struct Config {
         global = true
     )]
     pub s3_connect_timeout_ms: u64,
-    /// Total timeout of every S3 request, in milliseconds.
+    /// Total timeout of every S3 request, in milliseconds (1 to 60000).
     #[arg(
         long,
         env = "SIGNPOST_S3_TIMEOUT_MS",

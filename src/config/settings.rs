@@ -263,7 +263,10 @@ fn store(
             "bucket {bucket:?} is configured but no credentials are: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         ));
     }
-    if c.s3_connect_timeout_ms == 0 || c.s3_timeout_ms == 0 || c.s3_timeout_ms > 60_000 {
+    if ![c.s3_connect_timeout_ms, c.s3_timeout_ms]
+        .iter()
+        .all(|ms| (1..=60_000).contains(ms))
+    {
         return err("--s3-connect-timeout-ms and --s3-timeout-ms must be between 1 and 60000");
     }
     Ok(Store {
@@ -800,6 +803,20 @@ mod tests {
         assert!(message(|c| c.instance_ttl_secs = 1).contains("--instance-ttl-secs"));
         assert!(message(|c| c.multipart_ttl = "1 day".into()).contains("--multipart-ttl"));
         assert!(message(|c| c.cors_origins = vec!["https://a/b".into()]).contains("origins only"));
+        for (connect, total) in [(0, 3000), (1000, 0), (60_001, 3000), (1000, 60_001)] {
+            let m = message(|c| {
+                c.s3_connect_timeout_ms = connect;
+                c.s3_timeout_ms = total;
+            });
+            assert!(m.contains("between 1 and 60000"), "{connect}, {total}: {m}");
+        }
+        assert!(
+            settings(|c| {
+                c.s3_connect_timeout_ms = 60_000;
+                c.s3_timeout_ms = 1;
+            })
+            .is_ok()
+        );
     }
 
     #[test]
