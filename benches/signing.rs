@@ -46,6 +46,7 @@ fn presigner(version: Version) -> Presigner {
         limits: Limits {
             allowed: ImageType::ALL.to_vec(),
             max_bytes: 10 * 1024 * 1024,
+            max_name: signpost::upload::MAX_SAFE_NAME,
         },
         ttl: Duration::from_secs(600),
         acl: None,

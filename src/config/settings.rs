@@ -13,7 +13,7 @@ use crate::identity::client::TrustedProxies;
 use crate::imaging::DecodeLimits;
 use crate::policy::Version;
 use crate::secret::{Credentials, Secret};
-use crate::upload::{ImageType, KeyPrefix, Limits};
+use crate::upload::{ImageType, KeyPrefix, Limits, MAX_SAFE_NAME, MIN_SAFE_NAME};
 
 /// Where the objects live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,7 +385,7 @@ fn separate_prefixes(uploads: &KeyPrefix, thumbs: &KeyPrefix) -> Result<(), Conf
     Ok(())
 }
 
-fn uploads(c: &Config, store: &StoreSettings) -> Result<Uploads, ConfigError> {
+fn uploads(c: &Config, store: &Store) -> Result<Uploads, ConfigError> {
     let prefix = KeyPrefix::parse(c.key_prefix.trim())
         .map_err(|e| ConfigError(format!("--key-prefix: {e}")))?;
     let thumb_prefix = KeyPrefix::parse(c.thumb_prefix.trim())
@@ -393,7 +393,7 @@ fn uploads(c: &Config, store: &StoreSettings) -> Result<Uploads, ConfigError> {
     separate_prefixes(&prefix, &thumb_prefix)?;
     let allowed = allowed_types(&c.allowed_types)?;
 
-    let embedded = matches!(store, StoreSettings::Embedded { .. });
+    let embedded = matches!(store.store, StoreSettings::Embedded { .. });
     let max_cap = if embedded {
         DEFAULTS.embedded_max_bytes
     } else {
@@ -437,6 +437,18 @@ fn uploads(c: &Config, store: &StoreSettings) -> Result<Uploads, ConfigError> {
     if c.max_pixels == 0 {
         return err("--max-pixels must be at least 1");
     }
+    let max_name = if embedded {
+        crate::store::embedded::names::longest_name(&store.bucket, &prefix, &thumb_prefix)
+            .filter(|n| *n >= MIN_SAFE_NAME)
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "--key-prefix {prefix}, --thumb-prefix {thumb_prefix} and the bucket name {:?} are too long for the embedded store, whose keys are limited in length (its files are named after them): shorten them",
+                    store.bucket
+                ))
+            })?
+    } else {
+        MAX_SAFE_NAME
+    };
     if c.max_decode_bytes < 1024 * 1024 {
         return err("--max-decode-bytes must be at least 1048576 (1 MiB)");
     }
@@ -451,6 +463,7 @@ fn uploads(c: &Config, store: &StoreSettings) -> Result<Uploads, ConfigError> {
         limits: Limits {
             allowed,
             max_bytes: c.max_bytes,
+            max_name,
         },
         policy_ttl: Duration::from_secs(c.policy_ttl_secs),
         acl: c.acl.clone(),
@@ -631,7 +644,7 @@ impl Settings {
     ) -> Result<Self, ConfigError> {
         let store = store(&c, env_endpoint, env_region)?;
         let (public_url, public_base_url) = public_urls(&c)?;
-        let uploads = uploads(&c, &store.store)?;
+        let uploads = uploads(&c, &store)?;
         let identity = identity(&c, &store.store, public_url.as_ref())?;
         let embedded_public_url = match non_empty(c.embedded_s3_public_url.clone()) {
             None => None,
@@ -754,6 +767,19 @@ mod tests {
     }
 
     #[test]
+    fn names_in_keys_are_shorter_on_the_embedded_store_only() {
+        assert_eq!(settings(|_| {}).unwrap().limits.max_name, 60);
+        let s3 = settings(|c| {
+            c.s3_bucket = Some("bucket".into());
+            c.s3_region = Some("eu-west-1".into());
+            c.access_key_id = Some("a".into());
+            c.secret_access_key = Some("s".into());
+        })
+        .unwrap();
+        assert_eq!(s3.limits.max_name, MAX_SAFE_NAME);
+    }
+
+    #[test]
     fn each_mistake_has_a_clear_message() {
         assert!(
             message(|c| {
@@ -803,6 +829,10 @@ mod tests {
         assert!(message(|c| c.instance_ttl_secs = 1).contains("--instance-ttl-secs"));
         assert!(message(|c| c.multipart_ttl = "1 day".into()).contains("--multipart-ttl"));
         assert!(message(|c| c.cors_origins = vec!["https://a/b".into()]).contains("origins only"));
+        assert!(
+            message(|c| c.key_prefix = format!("{}/", "p".repeat(80)))
+                .contains("too long for the embedded store")
+        );
         for (connect, total) in [(0, 3000), (1000, 0), (60_001, 3000), (1000, 60_001)] {
             let m = message(|c| {
                 c.s3_connect_timeout_ms = connect;

@@ -125,6 +125,11 @@ pub fn record_key(key: &str) -> String {
     format!("{RECORDS_PREFIX}{key}.json")
 }
 
+/// Where the sweep sets aside an upload it could not read.
+pub fn set_aside_key(key: &str) -> String {
+    format!("{INTERNAL_PREFIX}set-aside/{key}.json")
+}
+
 impl Confirmed {
     fn to_record(&self, now: DateTime<Utc>) -> Record {
         Record {

@@ -138,7 +138,7 @@ impl Backfill {
         let _ = self
             .client
             .put(
-                &super::set_aside_key(key.as_str()),
+                &crate::store::records::set_aside_key(key.as_str()),
                 Bytes::from(marker.to_string()),
                 "application/json",
             )

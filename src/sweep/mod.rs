@@ -31,7 +31,7 @@ use crate::notify::delivery::{Deliverer, DeliveryError, backoff};
 use crate::notify::outbox::OUTBOX_PREFIX;
 use crate::notify::{Event, event_id};
 use crate::policy::time::iso8601_millis;
-use crate::store::records::INTERNAL_PREFIX;
+use crate::store::records::set_aside_key;
 use crate::store::{
     ConfirmError, ImageUrls, OnReject, S3Client, StoreError, StoreTarget, Verifier, confirm,
 };
@@ -127,11 +127,6 @@ async fn save_logged(store: &CheckpointStore, client: &S3Client, cp: &Checkpoint
             false
         }
     }
-}
-
-/// Where an upload that could not be read is set aside.
-pub fn set_aside_key(key: &str) -> String {
-    format!("{INTERNAL_PREFIX}set-aside/{key}.json")
 }
 
 fn min_ms(a: Option<i64>, b: i64) -> Option<i64> {

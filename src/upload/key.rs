@@ -15,8 +15,10 @@ use uuid::Uuid;
 use super::ImageType;
 
 const MAX_MILLIS: u64 = 0xFFFF_FFFF_FFFF;
-/// Longest safe file name (stem and extension) put in a key.
+/// Longest safe file name (stem and extension) put in a key, and read from one.
 pub const MAX_SAFE_NAME: usize = 80;
+/// Shortest limit a store may set on it (the embedded store's keys are limited in length).
+pub const MIN_SAFE_NAME: usize = 16;
 
 /// A validated key prefix: `uploads/`-like, strict characters, ends with `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,8 +220,9 @@ fn fold(c: char) -> Option<&'static str> {
 
 /// Reduce an untrusted file name to a safe, readable key part: the last path component,
 /// accents folded, anything outside `[A-Za-z0-9._-]` turned into `-`, no leading dot, at
-/// most [`MAX_SAFE_NAME`] characters, and an extension that matches the image type.
-pub fn safe_file_name(original: &str, image_type: ImageType) -> String {
+/// most `max_len` characters (between [`MIN_SAFE_NAME`] and [`MAX_SAFE_NAME`]), and an
+/// extension that matches the image type.
+pub fn safe_file_name(original: &str, image_type: ImageType, max_len: usize) -> String {
     let base = original.rsplit(['/', '\\']).next().unwrap_or(original);
     let (stem, ext) = match base.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => (stem, Some(ext)),
@@ -251,7 +254,7 @@ pub fn safe_file_name(original: &str, image_type: ImageType) -> String {
     }
     // `cleaned` is ASCII: one character is one byte.
     let trim = |c: char| matches!(c, '-' | '.' | '_');
-    let max_stem = MAX_SAFE_NAME - 1 - ext.len();
+    let max_stem = max_len.clamp(MIN_SAFE_NAME, MAX_SAFE_NAME) - 1 - ext.len();
     let start = cleaned.trim_start_matches(trim);
     let stem = start[..start.len().min(max_stem)].trim_end_matches(trim);
     let stem = if stem.is_empty() { "image" } else { stem };
@@ -335,6 +338,10 @@ mod tests {
         assert_eq!(UploadId::parse(&v4).unwrap().time(), None);
     }
 
+    fn safe_file_name(original: &str, image_type: ImageType) -> String {
+        super::safe_file_name(original, image_type, MAX_SAFE_NAME)
+    }
+
     #[test]
     fn safe_names_are_readable_and_strict() {
         let png = ImageType::Png;
@@ -364,6 +371,13 @@ mod tests {
             safe_file_name(&format!("{stem} bbb.png"), png),
             format!("{stem}.png")
         );
+        // A store with shorter keys gets shorter names, never below MIN_SAFE_NAME.
+        assert_eq!(super::safe_file_name(&long, png, 60).len(), 60);
+        assert_eq!(
+            super::safe_file_name(&long, png, 3),
+            format!("{}.png", "x".repeat(12))
+        );
+        assert_eq!(super::safe_file_name("cat.png", png, 60), "cat.png");
     }
 
     #[test]

@@ -12,8 +12,8 @@ mod request;
 pub use alt::{MAX_ALT_CHARS, default_alt, parse_alt};
 pub use image::{Dimensions, ImageType};
 pub use key::{
-    KeyPrefix, ObjectKey, UploadId, decode_metadata, encode_metadata, is_valid_key_char,
-    safe_file_name,
+    KeyPrefix, MAX_SAFE_NAME, MIN_SAFE_NAME, ObjectKey, UploadId, decode_metadata, encode_metadata,
+    is_valid_key_char, safe_file_name,
 };
 pub use presign::{
     Clock, Completion, FormFields, PresignAnswer, Presigner, SignedUpload, Uploader,

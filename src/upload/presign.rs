@@ -237,7 +237,11 @@ impl Presigner {
         id: UploadId,
         uploader: &Uploader,
     ) -> SignedUpload {
-        let name = safe_file_name(&upload.original_name, upload.image_type);
+        let name = safe_file_name(
+            &upload.original_name,
+            upload.image_type,
+            self.limits.max_name,
+        );
         let key = ObjectKey::new(&self.prefix, id, &name).into_string();
         let mut form = self.base_form(now, key);
         form.field("Content-Type", upload.image_type.mime());
@@ -388,6 +392,7 @@ mod tests {
             limits: Limits {
                 allowed: ImageType::ALL.to_vec(),
                 max_bytes: 1024,
+                max_name: crate::upload::MAX_SAFE_NAME,
             },
             ttl: Duration::from_secs(600),
             acl: None,

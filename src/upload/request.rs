@@ -16,6 +16,9 @@ pub const MAX_DIMENSION: u32 = 65_535;
 pub struct Limits {
     pub allowed: Vec<ImageType>,
     pub max_bytes: u64,
+    /// The longest file name a key ends with: [`MAX_SAFE_NAME`](super::key::MAX_SAFE_NAME),
+    /// or less on a store whose keys are limited in length (the embedded store).
+    pub max_name: usize,
 }
 
 impl Limits {
@@ -231,6 +234,7 @@ mod tests {
         Limits {
             allowed: ImageType::ALL.to_vec(),
             max_bytes: 10 * 1024 * 1024,
+            max_name: crate::upload::key::MAX_SAFE_NAME,
         }
     }
 

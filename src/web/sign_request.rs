@@ -220,7 +220,11 @@ async fn create(
     // Validation required the size; a quota's rest may lower what it may be.
     let declared = valid.size.unwrap_or(state.presigner.limits.max_bytes);
     let now = state.clock.now();
-    let name = crate::upload::safe_file_name(&valid.original_name, valid.image_type);
+    let name = crate::upload::safe_file_name(
+        &valid.original_name,
+        valid.image_type,
+        state.presigner.limits.max_name,
+    );
     let key = multipart::issue(
         &state.auth.multipart_key,
         &state.presigner.prefix,

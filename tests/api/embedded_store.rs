@@ -242,3 +242,62 @@ async fn a_head_racing_an_upload_sees_nothing_or_the_whole_object() {
     }
     assert!(seen > 0, "the readers never found the uploads");
 }
+
+/// The embedded store names its metadata files after each key, so its keys are limited in
+/// length: the limit signpost computes is s3s-fs's own, to the byte.
+#[actix_web::test]
+async fn the_embedded_stores_key_limit_is_computed_to_the_byte() {
+    use signpost::store::embedded::names::keeps;
+    let app = spawn_app().await;
+    let store = app.store_client();
+    let bucket = app.settings.bucket.clone();
+    let longest = (1..1024)
+        .rev()
+        .find(|n| keeps(&bucket, &"k".repeat(*n), false))
+        .unwrap();
+    for (len, kept) in [(longest, true), (longest + 1, false)] {
+        let key = format!("scratch/{}", "k".repeat(len - "scratch/".len()));
+        let put = store
+            .put(&key, bytes::Bytes::from_static(b"{}"), "application/json")
+            .await;
+        assert_eq!(put.is_ok(), kept, "{len} bytes: {put:?}");
+        if kept {
+            let head = store.head(&key).await.unwrap().unwrap();
+            assert_eq!(head.content_type.as_deref(), Some("application/json"));
+        }
+    }
+}
+
+/// A photo whose name is as long as people make them uploads and is confirmed, with its
+/// thumbnails, on the embedded store: its key carries a shorter name, its metadata the
+/// whole one.
+#[actix_web::test]
+async fn a_photo_with_a_long_name_is_confirmed_with_its_thumbnails() {
+    let app = spawn_app().await;
+    let photo = testdata::photo(1200, 900, 3);
+    for name in [
+        format!(
+            "{}.jpg",
+            "Holiday at the beach with the whole family, day 3 ".repeat(3)
+        ),
+        format!("{}.jpg", "夏休みの写真".repeat(12)),
+        format!("{}.jpg", "x".repeat(240)),
+    ] {
+        let p = app.presign(&name, "image/jpeg", photo.len(), None).await;
+        let key = p["key"].as_str().unwrap().to_owned();
+        let key_name = key.rsplit('/').next().unwrap();
+        assert!(key_name.len() <= app.settings.limits.max_name, "{key}");
+        let r = app.post_presigned(&p, &name, "image/jpeg", &photo).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let c = app.confirm(&key, &etag_of(&r.body)).await;
+        assert_eq!(c.status, StatusCode::OK, "{name}: {}", c.body);
+        let confirmed: serde_json::Value = serde_json::from_str(&c.body).unwrap();
+        assert_eq!(confirmed["filename"], name.as_str());
+        assert_eq!(
+            confirmed["thumbnails"].as_array().map(Vec::len),
+            Some(2),
+            "{}",
+            c.body
+        );
+    }
+}

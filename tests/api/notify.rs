@@ -523,7 +523,7 @@ async fn an_unreadable_upload_holds_back_no_event_and_is_set_aside() {
         sleep_ms(100).await;
     }
     let first_failure_seen = Instant::now();
-    let marker = signpost::sweep::set_aside_key(&broken);
+    let marker = signpost::store::records::set_aside_key(&broken);
     let client = app.store_client();
     while client.head(&marker).await.unwrap().is_none() {
         assert!(Instant::now() < deadline, "not set aside after 30 s");

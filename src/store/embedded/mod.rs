@@ -11,6 +11,7 @@ mod credentials;
 mod files;
 mod guard;
 mod locks;
+pub mod names;
 mod server;
 
 use std::fs;
