@@ -301,3 +301,64 @@ async fn a_photo_with_a_long_name_is_confirmed_with_its_thumbnails() {
         );
     }
 }
+
+/// Listings go on while the keys they list are deleted (the gallery while its owner
+/// deletes, the sweep while it deletes a refused file, a link's claim while another is
+/// withdrawn): none fails.
+#[actix_web::test]
+async fn listings_go_on_while_keys_are_deleted() {
+    let app = spawn_app().await;
+    let store = std::rc::Rc::new(app.store_client());
+    let keys: Vec<String> = (0..300).map(|i| format!("scratch/{i:03}.json")).collect();
+    for key in &keys {
+        store
+            .put(key, bytes::Bytes::from_static(b"{}"), "application/json")
+            .await
+            .unwrap();
+    }
+    let deleting = {
+        let store = store.clone();
+        actix_web::rt::spawn(async move {
+            for key in &keys {
+                store.delete(key).await.unwrap();
+            }
+        })
+    };
+    let mut listings = 0;
+    while !deleting.is_finished() {
+        let listed = store.list("scratch/", None, 1000).await;
+        assert!(listed.is_ok(), "listing {listings}: {listed:?}");
+        listings += 1;
+    }
+    deleting.await.unwrap();
+    assert!(listings > 0);
+    assert!(
+        store
+            .list("scratch/", None, 1000)
+            .await
+            .unwrap()
+            .objects
+            .is_empty()
+    );
+}
+
+/// A deleted object leaves none of its files in the embedded store's folder.
+#[actix_web::test]
+async fn a_deleted_object_leaves_no_files_behind() {
+    let app = spawn_app().await;
+    let store = app.store_client();
+    let root = signpost::store::embedded::store_root(app.dir.path());
+    let files = || std::fs::read_dir(&root).unwrap().count();
+    let before = files();
+    for i in 0..5 {
+        let key = format!("scratch/{i}.json");
+        store
+            .put(&key, bytes::Bytes::from_static(b"{}"), "application/json")
+            .await
+            .unwrap();
+        assert!(files() > before, "the metadata is beside the bytes");
+        store.delete(&key).await.unwrap();
+        assert!(store.head(&key).await.unwrap().is_none());
+    }
+    assert_eq!(files(), before);
+}

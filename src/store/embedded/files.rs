@@ -8,7 +8,11 @@
 //!   upload, and its stored headers);
 //! - a completed multipart upload's answer has its `Location` (Uppy needs it);
 //! - an object is read whole or not at all, never between the steps s3s-fs writes it in
-//!   (see [`super::locks`]). A delete is one step, the removal of the bytes' file.
+//!   (see [`super::locks`]);
+//! - a listing is never failed by a delete (s3s-fs reads each file it lists, and a file
+//!   deleted in between failed the whole listing with a 500);
+//! - a deleted object leaves nothing behind (s3s-fs 0.14 removes its bytes and keeps the
+//!   files of its type, metadata and ETag for ever).
 
 use std::path::PathBuf;
 
@@ -18,6 +22,7 @@ use futures_util::FutureExt;
 use http::{Extensions, HeaderMap, Method, Uri};
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use tokio::sync::RwLock;
 
 use super::locks::ObjectLocks;
 
@@ -26,6 +31,8 @@ pub struct Store {
     /// s3s-fs's root folder.
     root: PathBuf,
     locks: ObjectLocks,
+    /// Listings share it; a delete takes it alone.
+    listing: RwLock<()>,
 }
 
 impl Store {
@@ -34,20 +41,43 @@ impl Store {
             inner,
             root,
             locks: ObjectLocks::default(),
+            listing: RwLock::new(()),
+        }
+    }
+
+    /// A file s3s-fs 0.14 keeps about an object beside its bytes, under its root:
+    /// `.bucket-B.object-K.<what>` (B and K in unpadded URL-safe base64).
+    fn side_file(&self, bucket: &str, key: &str, what: &str) -> PathBuf {
+        self.root.join(format!(
+            ".bucket-{}.object-{}.{what}",
+            URL_SAFE_NO_PAD.encode(bucket),
+            URL_SAFE_NO_PAD.encode(key)
+        ))
+    }
+
+    /// Remove the files of a deleted object's type, metadata and ETag.
+    async fn forget(&self, bucket: &str, key: &str) {
+        if key.ends_with('/') {
+            return;
+        }
+        for what in ["metadata.json", "internal.json"] {
+            let file = self.side_file(bucket, key, what);
+            match tokio::fs::remove_file(&file).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(file = %file.display(), error = %e, "embedded store: cannot remove a deleted object's metadata");
+                }
+                _ => {}
+            }
         }
     }
 
     /// Whether `upload_id` is a multipart upload of `key`: s3s-fs 0.14 keeps the headers
-    /// of each upload in `.bucket-B.object-K.upload-ID.metadata.json` under its root (B and
-    /// K in unpadded URL-safe base64) from its creation to its completion or abort.
+    /// of each upload in `.bucket-B.object-K.upload-ID.metadata.json` from its creation to
+    /// its completion or abort.
     fn check_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
         let id_ok = uuid::Uuid::try_parse(upload_id).is_ok_and(|u| u.to_string() == upload_id);
-        let file = format!(
-            ".bucket-{}.object-{}.upload-{upload_id}.metadata.json",
-            URL_SAFE_NO_PAD.encode(bucket),
-            URL_SAFE_NO_PAD.encode(key)
-        );
-        if id_ok && self.root.join(file).is_file() {
+        let file = self.side_file(bucket, key, &format!("upload-{upload_id}.metadata.json"));
+        if id_ok && file.is_file() {
             Ok(())
         } else {
             Err(s3_error!(
@@ -88,7 +118,10 @@ impl S3 for Store {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let bucket = req.input.bucket.clone();
-        let mut resp = self.inner.list_objects_v2(req).await?;
+        let mut resp = {
+            let _no_deletes = self.listing.read().await;
+            self.inner.list_objects_v2(req).await?
+        };
         for object in resp.output.contents.iter_mut().flatten() {
             if object.e_tag.is_none()
                 && let Some(key) = &object.key
@@ -125,14 +158,40 @@ impl S3 for Store {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.inner.delete_object(req).await
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let _no_listing = self.listing.write().await;
+        let _writing = self.locks.write(&bucket, &key).await;
+        let resp = self.inner.delete_object(req).await?;
+        self.forget(&bucket, &key).await;
+        Ok(resp)
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.inner.delete_objects(req).await
+        let bucket = req.input.bucket.clone();
+        let mut keys: Vec<String> = req
+            .input
+            .delete
+            .objects
+            .iter()
+            .map(|o| o.key.clone())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // One delete at a time (the listing lock), so taking several objects' locks cannot
+        // deadlock: a write of another kind holds one object's lock and waits for nothing.
+        let _no_listing = self.listing.write().await;
+        let mut writing = Vec::with_capacity(keys.len());
+        for key in &keys {
+            writing.push(self.locks.write(&bucket, key).await);
+        }
+        let resp = self.inner.delete_objects(req).await?;
+        for key in &keys {
+            self.forget(&bucket, key).await;
+        }
+        Ok(resp)
     }
 
     async fn get_bucket_location(
@@ -180,6 +239,7 @@ impl S3 for Store {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let _no_deletes = self.listing.read().await;
         self.inner.list_objects(req).await
     }
 
