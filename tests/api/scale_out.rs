@@ -51,7 +51,8 @@ struct Cluster {
     servers: Vec<(String, Server)>,
     /// Killed instances (kept for their logs).
     dead: Vec<(String, Server)>,
-    _dirs: Vec<tempfile::TempDir>,
+    /// `a`'s first: it runs the embedded store.
+    dirs: Vec<tempfile::TempDir>,
 }
 
 impl Cluster {
@@ -94,7 +95,7 @@ impl Cluster {
         let cluster = Self {
             servers,
             dead: Vec::new(),
-            _dirs: dirs,
+            dirs,
         };
         // Uploads start once every instance sees every other (a joining instance takes a
         // share from each, and a share can be delivered twice while views differ).
@@ -154,6 +155,27 @@ impl Cluster {
                 Instant::now() < deadline,
                 "{id} did not log the delivery of {key}: {}",
                 self.log(id)
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until instance `id`'s checkpoint in the bucket holds each event of `ids`: it
+    /// logs a delivery before it saves the checkpoint.
+    async fn wait_checkpointed(&self, id: &str, ids: &[String]) {
+        let store = self.server("a").store_client(self.dirs[0].path());
+        let prefix = signpost::upload::KeyPrefix::parse("uploads/").unwrap();
+        let key = signpost::sweep::checkpoint::bucket_key(&prefix, id);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let saved = store.get(&key, 1 << 20).await.unwrap().unwrap_or_default();
+            let saved = String::from_utf8_lossy(&saved);
+            if ids.iter().all(|e| saved.contains(e.as_str())) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id}'s checkpoint never held {ids:?}: {saved}"
             );
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
@@ -320,6 +342,15 @@ async fn a_killed_instances_share_is_taken_over() {
         cluster.wait_logged("b", key).await;
         assert!(!cluster.logged("a", key), "{}", cluster.log("a"));
     }
+    // Killed before its checkpoint is saved, `b` would leave them to `a` (at least once).
+    let ids: Vec<String> = rx
+        .hits()
+        .iter()
+        .filter(|h| of_b.contains(&h.key()))
+        .map(|h| h.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.len() >= of_b.len(), "{ids:?}");
+    cluster.wait_checkpointed("b", &ids).await;
 
     // `b` dies; uploads that are its share land meanwhile.
     cluster.kill("b");
