@@ -597,3 +597,71 @@ async fn every_request_needs_an_identity_and_the_create_pins_its_owner() {
     assert_eq!(r.status(), StatusCode::OK);
     app.handle.stop(false).await;
 }
+
+/// A completion that lists its parts wrongly (too small, out of order, missing) is refused as
+/// S3 refuses it, and leaves the upload as it was: it is completed once its parts are right.
+#[actix_web::test]
+async fn a_completion_with_wrong_parts_is_refused_and_the_upload_kept() {
+    let app = app().await;
+    let (key, upload_id) = start_multipart(&app, "a.png", 12 * MIB).await;
+    let mut etags = vec![
+        put_part(&app, &key, &upload_id, 1, &vec![1u8; MIB]).await,
+        put_part(&app, &key, &upload_id, 2, &vec![2u8; MIB]).await,
+    ];
+    let complete = signed(
+        &app,
+        &json!({"method": "POST", "key": key, "uploadId": upload_id}),
+    )
+    .await;
+    let url = complete["url"].as_str().unwrap().to_owned();
+    let finish = |xml: String| {
+        let url = url.clone();
+        async move {
+            let xml_type = [("content-type".to_owned(), "application/xml".to_owned())];
+            send(Method::POST, &url, &xml_type, xml.into_bytes()).await
+        }
+    };
+    let part = |n: u32, etag: &str| {
+        format!("<Part><PartNumber>{n}</PartNumber><ETag>\"{etag}\"</ETag></Part>")
+    };
+    let (status, body, _) = finish(complete_xml(&etags)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(xml_text(&body, "Code").as_deref(), Some("EntityTooSmall"));
+
+    etags[0] = put_part(&app, &key, &upload_id, 1, &vec![1u8; 5 * MIB]).await;
+    let swapped = format!(
+        "<CompleteMultipartUpload>{}{}</CompleteMultipartUpload>",
+        part(2, &etags[1]),
+        part(1, &etags[0])
+    );
+    let missing = format!(
+        "<CompleteMultipartUpload>{}{}{}</CompleteMultipartUpload>",
+        part(1, &etags[0]),
+        part(2, &etags[1]),
+        part(3, &etags[1])
+    );
+    for (xml, code) in [
+        (swapped, "InvalidPartOrder"),
+        (missing, "InvalidPart"),
+        (
+            "<CompleteMultipartUpload></CompleteMultipartUpload>".to_owned(),
+            "MalformedXML",
+        ),
+    ] {
+        let (status, body, _) = finish(xml).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{code}: {body}");
+        assert_eq!(xml_text(&body, "Code").as_deref(), Some(code), "{body}");
+    }
+
+    // The upload is still there, parts and all, and completes.
+    let parts = app
+        .store_client()
+        .list_parts(&key, &upload_id)
+        .await
+        .unwrap();
+    assert!(parts.is_some(), "the refused completions ended the upload");
+    let (status, body, _) = finish(complete_xml(&etags)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let head = app.store_client().head(&key).await.unwrap().unwrap();
+    assert_eq!(head.size, 6 * MIB as u64);
+}

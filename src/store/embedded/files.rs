@@ -12,7 +12,10 @@
 //! - a listing is never failed by a delete (s3s-fs reads each file it lists, and a file
 //!   deleted in between failed the whole listing with a 500);
 //! - a deleted object leaves nothing behind (s3s-fs 0.14 removes its bytes and keeps the
-//!   files of its type, metadata and ETag for ever).
+//!   files of its type, metadata and ETag for ever);
+//! - a completion that lists its parts wrongly is refused and leaves the upload as it was,
+//!   to be completed again or aborted (s3s-fs 0.14 ends the upload before it checks the
+//!   parts, and keeps them on disk for ever).
 
 use std::path::PathBuf;
 
@@ -85,6 +88,47 @@ impl Store {
                 "The specified multipart upload does not exist for this key"
             ))
         }
+    }
+
+    /// Refuse a completion as S3 would, before s3s-fs ends the upload: at least one part,
+    /// numbered from 1 without gaps, each one uploaded, each but the last at least 5 MiB.
+    fn check_parts(&self, upload_id: &str, parts: Option<&[CompletedPart]>) -> S3Result<()> {
+        const MIN_PART: u64 = 5 * 1024 * 1024;
+        let parts = parts.unwrap_or_default();
+        if parts.is_empty() {
+            return Err(s3_error!(
+                MalformedXML,
+                "You must specify at least one part"
+            ));
+        }
+        let mut sizes = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            if part.part_number.and_then(|n| usize::try_from(n).ok()) != Some(i + 1) {
+                return Err(s3_error!(
+                    InvalidPartOrder,
+                    "The list of parts was not in ascending order, from 1 without gaps"
+                ));
+            }
+            let file = self
+                .root
+                .join(format!(".upload_id-{upload_id}.part-{}", i + 1));
+            let Ok(meta) = std::fs::metadata(&file) else {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "One or more of the specified parts could not be found"
+                ));
+            };
+            sizes.push(meta.len());
+        }
+        if let Some((_last, others)) = sizes.split_last()
+            && others.iter().any(|size| *size < MIN_PART)
+        {
+            return Err(s3_error!(
+                EntityTooSmall,
+                "Your proposed upload is smaller than the minimum allowed object size"
+            ));
+        }
+        Ok(())
     }
 
     /// The ETag s3s-fs keeps for an object (read from its metadata, not from the bytes
@@ -291,6 +335,8 @@ impl S3 for Store {
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let i = &req.input;
         self.check_upload(&i.bucket, &i.key, &i.upload_id)?;
+        let parts = i.multipart_upload.as_ref().and_then(|m| m.parts.as_deref());
+        self.check_parts(&i.upload_id, parts)?;
         // The object's URL as the client reached it (path style).
         let host = req
             .headers
