@@ -19,8 +19,6 @@
 
 use std::path::PathBuf;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::FutureExt;
 use http::{Extensions, HeaderMap, Method, Uri};
 use s3s::dto::*;
@@ -48,14 +46,9 @@ impl Store {
         }
     }
 
-    /// A file s3s-fs 0.14 keeps about an object beside its bytes, under its root:
-    /// `.bucket-B.object-K.<what>` (B and K in unpadded URL-safe base64).
+    /// A file s3s-fs 0.14 keeps about an object beside its bytes.
     fn side_file(&self, bucket: &str, key: &str, what: &str) -> PathBuf {
-        self.root.join(format!(
-            ".bucket-{}.object-{}.{what}",
-            URL_SAFE_NO_PAD.encode(bucket),
-            URL_SAFE_NO_PAD.encode(key)
-        ))
+        self.root.join(super::names::side_file(bucket, key, what))
     }
 
     /// Remove the files of a deleted object's type, metadata and ETag.

@@ -5,6 +5,10 @@
 //! refused with a 500 after its bytes are stored, so signpost keeps every key it makes
 //! within that limit.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::DateTime;
+
 use crate::imaging::{SIZES, ThumbnailFormat};
 use crate::store::{records, thumbnails};
 use crate::upload::{KeyPrefix, MAX_SAFE_NAME, ObjectKey, UploadId};
@@ -14,25 +18,25 @@ const FILE_NAME_MAX: usize = 255;
 /// The longest ETag: a multipart upload's, of up to 10,000 parts.
 const LONGEST_ETAG: usize = 32 + "-10000".len();
 
-fn base64_len(bytes: usize) -> usize {
-    (4 * bytes).div_ceil(3)
+/// The name of a file s3s-fs 0.14 keeps about an object beside its bytes, under its root:
+/// `.bucket-B.object-K.<what>` (B and K in unpadded URL-safe base64).
+pub fn side_file(bucket: &str, key: &str, what: &str) -> String {
+    format!(
+        ".bucket-{}.object-{}.{what}",
+        URL_SAFE_NO_PAD.encode(bucket),
+        URL_SAFE_NO_PAD.encode(key)
+    )
 }
 
 /// Whether s3s-fs keeps `key` in `bucket`; with `multipart`, also as the key of a multipart
 /// upload while it is open.
 pub fn keeps(bucket: &str, key: &str, multipart: bool) -> bool {
-    let upload = if multipart {
-        ".upload-".len() + uuid::fmt::Hyphenated::LENGTH
+    let what = if multipart {
+        format!("upload-{}.metadata.json", uuid::Uuid::nil())
     } else {
-        0
+        "metadata.json".to_owned()
     };
-    ".bucket-".len()
-        + base64_len(bucket.len())
-        + ".object-".len()
-        + base64_len(key.len())
-        + upload
-        + ".metadata.json".len()
-        <= FILE_NAME_MAX
+    side_file(bucket, key, &what).len() <= FILE_NAME_MAX
 }
 
 /// The longest file name an upload's key may end with in the embedded store: the key (which
@@ -41,8 +45,10 @@ pub fn keeps(bucket: &str, key: &str, multipart: bool) -> bool {
 pub fn longest_name(bucket: &str, prefix: &KeyPrefix, thumb_prefix: &KeyPrefix) -> Option<usize> {
     let etag = "f".repeat(LONGEST_ETAG);
     let size = SIZES.into_iter().max().unwrap_or(800);
+    // Every id has the same length.
+    let id = UploadId::new(DateTime::UNIX_EPOCH, [0; 10]);
     (1..=MAX_SAFE_NAME).rev().find(|&n| {
-        let key = ObjectKey::new(prefix, UploadId::random(chrono::Utc::now()), &"a".repeat(n));
+        let key = ObjectKey::new(prefix, id, &"a".repeat(n));
         let derived = [
             records::record_key(key.as_str()),
             records::set_aside_key(key.as_str()),
